@@ -1,0 +1,9 @@
+"""``python -m fglab``."""
+
+from __future__ import annotations
+
+import sys
+
+from fglab.cli import main
+
+sys.exit(main())

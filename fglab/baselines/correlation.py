@@ -1,0 +1,70 @@
+"""CCA and PLS: linear maps of both modalities into a maximally correlated space."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cross_decomposition import CCA, PLSCanonical
+from sklearn.preprocessing import StandardScaler
+
+from fglab.features.featureset import FeatureSet
+from fglab.method import RetrievalMethod, centered_cosine
+
+
+class _CrossDecompositionRetrieval(RetrievalMethod):
+    """Standardize each modality, fit a cross-decomposition model, rank by normalized
+    correlation in the shared space."""
+
+    def __init__(self, n_components: int | None = None, max_iter: int = 1000) -> None:
+        self.n_components = n_components
+        self.max_iter = max_iter
+
+    def _make_model(self, n_components: int):
+        raise NotImplementedError
+
+    def fit(self, train: FeatureSet, validation: FeatureSet | None = None):
+        images, texts = train.images, train.dense_texts()
+        limit = min(images.shape[1], texts.shape[1], len(train) - 1)
+        n_components = min(self.n_components or limit, limit)
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {self.n_components}")
+        self.image_scaler_ = StandardScaler().fit(images)
+        self.text_scaler_ = StandardScaler().fit(texts)
+        self.model_ = self._make_model(n_components).fit(
+            self.image_scaler_.transform(images), self.text_scaler_.transform(texts)
+        )
+        self.image_mean_ = self._project_images(images).mean(axis=0)
+        self.text_mean_ = self._project_texts(texts).mean(axis=0)
+        return self
+
+    def project(self, images: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both modalities in the shared space, before normalization."""
+        return self._project_images(images), self._project_texts(texts)
+
+    def _project_images(self, images: np.ndarray) -> np.ndarray:
+        return self.model_.transform(self.image_scaler_.transform(images))
+
+    def _project_texts(self, texts) -> np.ndarray:
+        dense = texts.toarray() if hasattr(texts, "toarray") else np.asarray(texts)
+        scaled = self.text_scaler_.transform(dense)
+        dummy_x = np.zeros((len(dense), self.model_.x_weights_.shape[0]))
+        return self.model_.transform(dummy_x, scaled)[1]
+
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        return centered_cosine(self._project_images(images), self.image_mean_)
+
+    def encode_texts(self, texts) -> np.ndarray:
+        return centered_cosine(self._project_texts(texts), self.text_mean_)
+
+
+class CCARetrieval(_CrossDecompositionRetrieval):
+    """Canonical correlation analysis (Hotelling 1936; Rasiwasia et al. 2010)."""
+
+    def _make_model(self, n_components: int):
+        return CCA(n_components=n_components, max_iter=self.max_iter)
+
+
+class PLSRetrieval(_CrossDecompositionRetrieval):
+    """Partial least squares, canonical mode (Sharma & Jacobs 2011)."""
+
+    def _make_model(self, n_components: int):
+        return PLSCanonical(n_components=n_components, max_iter=self.max_iter)

@@ -1,0 +1,44 @@
+"""``fglab reproduce NAME``: every method x seeds, with a progress bar and the table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from fglab.evaluation.tables import HEADER, method_row
+from fglab.experiments import MethodResult, reproduce
+from fglab.registry import method_names
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("reproduce", help="benchmark methods on a data set")
+    parser.add_argument("name", help="data set name, e.g. eng-wiki")
+    parser.add_argument(
+        "--methods",
+        default=",".join(method_names()),
+        help=f"comma-separated, from: {', '.join(method_names())} (default: all)",
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="runs per method (default 5)")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/NAME")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    out_dir = args.out or Path("results") / Path(args.name).name
+    print(HEADER)
+    print("|" + "---|" * 8)
+    with tqdm(total=len(methods) * args.seeds, desc=args.name, unit="run", leave=False) as bar:
+
+        def done(result: MethodResult) -> None:
+            bar.set_postfix_str(result.name)
+            tqdm.write(method_row(result.name, result.summary()))
+
+        reproduce(
+            args.name, methods, args.seeds, out_dir, args.data_root,
+            on_method_done=done, on_run=lambda: bar.update(1),
+        )
+    print(f"\nwrote {out_dir / 'results.json'}, results.md and pr_curves.png")
+    return 0

@@ -1,0 +1,8 @@
+"""Data sets: loaders, documents, problems and the data root."""
+
+from __future__ import annotations
+
+from fglab.data.problems import Problem
+from fglab.data.wikipedia import CrossModalDataset, Split, load_dataset
+
+__all__ = ["CrossModalDataset", "Problem", "Split", "load_dataset"]

@@ -1,0 +1,1 @@
+"""Evaluation: both retrieval directions of a fitted method on a test split."""

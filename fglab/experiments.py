@@ -1,0 +1,152 @@
+"""The benchmark runner: methods x seeds on one data set -> results.json, results.md, plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from fglab.data.wikipedia import CrossModalDataset, load_dataset
+from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
+from fglab.features.featureset import FeatureSet
+from fglab.features.views import build_features, default_compact_text_view, default_image_view
+from fglab.io import atomic_write_text
+from fglab.method import ReportContext
+from fglab.registry import get_method
+
+logger = logging.getLogger(__name__)
+METRICS = ("map_all", "map_100")
+VALIDATION_FRACTION = 0.2
+
+
+@dataclass
+class MethodResult:
+    """All runs of one method: one DirectionalScores per seed, plus wall time."""
+
+    name: str
+    views: tuple[str, str]
+    runs: list[DirectionalScores] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        out: dict = {"image_view": self.views[0], "text_view": self.views[1]}
+        for metric in METRICS:
+            out[metric] = {}
+            for direction in (*DIRECTIONS, "avg"):
+                values = [getattr(run, metric)[direction] for run in self.runs]
+                out[metric][direction] = {
+                    "mean": float(np.mean(values)),
+                    "std": float(np.std(values)),
+                    "runs": values,
+                }
+        out["pr_curves"] = {
+            d: np.mean([run.pr_curves[d] for run in self.runs], axis=0).tolist() for d in DIRECTIONS
+        }
+        out["seconds"] = self.seconds
+        return out
+
+
+def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (fit rows, validation rows) of the training split."""
+    rows = np.arange(len(labels))
+    fit_rows, val_rows = train_test_split(
+        rows, test_size=VALIDATION_FRACTION, random_state=seed, stratify=labels
+    )
+    return np.sort(fit_rows), np.sort(val_rows)
+
+
+def method_views(dataset: CrossModalDataset, method_name: str) -> tuple[str, str]:
+    spec_method = get_method(method_name).build(seed=0)
+    text_view = (
+        "text:tfidf" if spec_method.text_input == "bag_of_words" else default_compact_text_view(dataset)
+    )
+    return default_image_view(dataset), text_view
+
+
+def run_method(
+    dataset: CrossModalDataset,
+    method_name: str,
+    seeds: list[int],
+    features: tuple[FeatureSet, FeatureSet],
+    views: tuple[str, str],
+    out_dir: Path | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> MethodResult:
+    """Fit and evaluate ``method_name`` once per seed."""
+    train, test = features
+    result = MethodResult(method_name, views)
+    start = time.perf_counter()
+    for seed in seeds:
+        method = get_method(method_name).build(seed=seed)
+        if method.selects_on_validation:
+            fit_rows, val_rows = validation_split(train.labels, seed)
+            method.fit(train.subset(fit_rows), train.subset(val_rows))
+        else:
+            method.fit(train)
+        result.runs.append(evaluate_method(method, test))
+        if out_dir is not None and seed == seeds[0]:
+            context = ReportContext(
+                dataset.train.text_ids, dataset.train.image_ids, dataset.train.texts,
+                dataset.categories,
+            )
+            method.write_report(out_dir / "reports" / method_name, context)
+        if on_run is not None:
+            on_run()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def write_results(
+    out_dir: Path, dataset: CrossModalDataset, results: list[MethodResult], seeds: list[int]
+) -> dict:
+    """results.json, results.md and pr_curves.png, each written atomically."""
+    from fglab.evaluation.plots import plot_pr_curves
+    from fglab.evaluation.tables import results_markdown
+
+    payload = {
+        "dataset": dataset.name,
+        "n_train": len(dataset.train),
+        "n_test": len(dataset.test),
+        "seeds": seeds,
+        "methods": {r.name: r.summary() for r in results},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=2))
+    atomic_write_text(out_dir / "results.md", results_markdown(payload))
+    plot_pr_curves(payload, out_dir / "pr_curves.png")
+    return payload
+
+
+def reproduce(
+    dataset_name: str,
+    method_names: list[str],
+    n_seeds: int,
+    out_dir: Path,
+    data_root: str | None = None,
+    on_method_done: Callable[[MethodResult], None] | None = None,
+    on_run: Callable[[], None] | None = None,
+) -> dict:
+    """Run every method with seeds 0..n_seeds-1; returns what results.json holds."""
+    if n_seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {n_seeds}")
+    for name in method_names:
+        get_method(name)  # fail before any work on an unknown name
+    dataset = load_dataset(dataset_name, data_root)
+    seeds = list(range(n_seeds))
+    feature_cache: dict[tuple[str, str], tuple[FeatureSet, FeatureSet]] = {}
+    results = []
+    for name in method_names:
+        views = method_views(dataset, name)
+        if views not in feature_cache:
+            feature_cache[views] = build_features(dataset, *views)
+        result = run_method(dataset, name, seeds, feature_cache[views], views, out_dir, on_run)
+        results.append(result)
+        if on_method_done is not None:
+            on_method_done(result)
+    return write_results(out_dir, dataset, results, seeds)

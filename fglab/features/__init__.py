@@ -1,0 +1,1 @@
+"""Feature extraction: text and image views of a data set, aligned with its pairs."""

@@ -1,0 +1,35 @@
+"""The features a retrieval method sees: one image row and one text row per pair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+
+@dataclass
+class FeatureSet:
+    """Aligned image and text features of n pairs, with their category labels."""
+
+    images: np.ndarray  # (n, d_image)
+    texts: np.ndarray | sparse.csr_matrix  # (n, d_text)
+    labels: np.ndarray  # (n,)
+    vocabulary: list[str] | None = None  # names of the text columns for bag-of-words views
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.images.shape[0] != n or self.texts.shape[0] != n:
+            raise ValueError(
+                f"misaligned features: {self.images.shape[0]} image rows, "
+                f"{self.texts.shape[0]} text rows, {n} labels"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, rows: np.ndarray) -> FeatureSet:
+        return FeatureSet(self.images[rows], self.texts[rows], self.labels[rows], self.vocabulary)
+
+    def dense_texts(self) -> np.ndarray:
+        return self.texts.toarray() if sparse.issparse(self.texts) else np.asarray(self.texts)

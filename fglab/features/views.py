@@ -1,0 +1,67 @@
+"""Named feature views of a data set, e.g. ``image:sift`` (shipped) or ``text:tfidf``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fglab.data.tokenize import make_tokenizer
+from fglab.data.wikipedia import CrossModalDataset, Split
+from fglab.features.featureset import FeatureSet
+from fglab.features.text import TfidfTextFeatures
+
+COMPUTED_TEXT_VIEWS = ("text:tfidf",)
+
+
+def available_views(dataset: CrossModalDataset) -> list[str]:
+    return sorted(dataset.train.shipped) + list(COMPUTED_TEXT_VIEWS)
+
+
+def default_image_view(dataset: CrossModalDataset) -> str:
+    if "image:sift" in dataset.train.shipped:
+        return "image:sift"
+    return "image:efficientnet-lite0"
+
+
+def default_compact_text_view(dataset: CrossModalDataset) -> str:
+    """The low-dimensional text view the classic methods use (LDA where shipped)."""
+    return "text:lda" if "text:lda" in dataset.train.shipped else "text:tfidf"
+
+
+def build_features(
+    dataset: CrossModalDataset, image_view: str, text_view: str, tfidf_min_df: int = 3
+) -> tuple[FeatureSet, FeatureSet]:
+    """Train and test feature sets; anything learned (vocabulary, idf) sees train only."""
+    train_images, test_images = (_image_matrix(dataset, s, image_view) for s in ("train", "test"))
+    vocabulary = None
+    if text_view == "text:tfidf":
+        tfidf = TfidfTextFeatures(make_tokenizer(dataset.language, dataset.stopwords), tfidf_min_df)
+        tfidf.fit(dataset.train.texts)
+        train_texts, test_texts = tfidf.transform(dataset.train.texts), tfidf.transform(
+            dataset.test.texts
+        )
+        vocabulary = tfidf.vocabulary_
+    elif text_view in dataset.train.shipped:
+        train_texts, test_texts = dataset.train.shipped[text_view], dataset.test.shipped[text_view]
+    else:
+        raise ValueError(
+            f"unknown text view {text_view!r} for {dataset.name}; "
+            f"available: {', '.join(v for v in available_views(dataset) if v.startswith('text:'))}"
+        )
+    return (
+        FeatureSet(train_images, train_texts, dataset.train.labels, vocabulary),
+        FeatureSet(test_images, test_texts, dataset.test.labels, vocabulary),
+    )
+
+
+def _image_matrix(dataset: CrossModalDataset, split_name: str, view: str) -> np.ndarray:
+    split: Split = dataset.split(split_name)
+    if view in split.shipped:
+        return split.shipped[view]
+    if view.startswith("image:") and dataset.has_images:
+        from fglab.features.image_views import extract_image_view
+
+        return extract_image_view(split, view)
+    raise ValueError(
+        f"unknown image view {view!r} for {dataset.name}; "
+        f"available: {', '.join(v for v in available_views(dataset) if v.startswith('image:'))}"
+    )

@@ -1,0 +1,66 @@
+"""The contract every retrieval method keeps, baselines and the fglab model alike.
+
+A method is fitted on a training :class:`FeatureSet` (and may select hyperparameters on a
+validation one, never on test), then maps images and texts into one space where the inner
+product ranks: ``similarity(images, texts) = encode_images(images) @ encode_texts(texts).T``.
+That makes every method indexable by the same inner-product search.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from fglab.features.featureset import FeatureSet
+
+
+@dataclass
+class ReportContext:
+    """What a report may name: the training pairs' ids and texts, the category names."""
+
+    text_ids: list[str]
+    image_ids: list[str]
+    texts: list[str]
+    categories: list[str]
+
+
+class RetrievalMethod(ABC):
+    """Estimator-style: ``__init__`` stores parameters, ``fit`` learns and returns self."""
+
+    #: "compact": a low-dimensional text view (LDA where shipped); "bag_of_words": tf-idf with
+    #: its vocabulary.
+    text_input: ClassVar[str] = "compact"
+    #: True: ``fit`` wants a held-out validation part of train for selection (and may refit on
+    #: both parts itself). False: it is fitted on the whole training split.
+    selects_on_validation: ClassVar[bool] = False
+
+    @abstractmethod
+    def fit(self, train: FeatureSet, validation: FeatureSet | None = None) -> RetrievalMethod:
+        """Learn from ``train``; ``validation`` (a held-out part of train) is for selection."""
+
+    @abstractmethod
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        """(n, d_image) features -> (n, d) embeddings."""
+
+    @abstractmethod
+    def encode_texts(self, texts) -> np.ndarray:
+        """(n, d_text) features -> (n, d) embeddings."""
+
+    def write_report(self, out_dir: Path, context: ReportContext) -> None:  # noqa: B027
+        """Optional: write what the method learned (plots, tables) into ``out_dir``."""
+
+    def similarity(self, images: np.ndarray, texts) -> np.ndarray:
+        """(n_images, n_texts) scores, higher = more similar."""
+        return self.encode_images(images) @ self.encode_texts(texts).T
+
+
+def centered_cosine(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Rows centered by ``mean`` and scaled to unit length: inner products become the
+    normalized correlation used by Rasiwasia et al. (2010)."""
+    centered = np.asarray(embeddings, dtype=np.float64) - mean
+    norms = np.linalg.norm(centered, axis=1, keepdims=True)
+    return centered / np.maximum(norms, 1e-12)

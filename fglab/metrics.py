@@ -1,0 +1,108 @@
+"""Retrieval metrics over a score matrix: pure numpy, relevance = same label.
+
+Every function takes ``scores`` of shape (n_query, n_gallery), higher = more similar, and
+ranks each query's gallery by descending score with ties broken by gallery order (a stable
+sort), so results never depend on the sort algorithm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
+
+
+def rank_gallery(scores: np.ndarray) -> np.ndarray:
+    """Gallery indices per query, best first; ties keep gallery order. Shape as ``scores``."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), axis=1, kind="stable")
+
+
+def relevance_matrix(
+    scores: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray
+) -> np.ndarray:
+    """Boolean (n_query, n_gallery): is the item at rank r relevant to query q."""
+    scores = np.asarray(scores)
+    query_labels = np.asarray(query_labels)
+    gallery_labels = np.asarray(gallery_labels)
+    if scores.ndim != 2 or scores.shape != (len(query_labels), len(gallery_labels)):
+        raise ValueError(
+            f"scores must be (n_query, n_gallery) = ({len(query_labels)}, "
+            f"{len(gallery_labels)}), got {scores.shape}"
+        )
+    order = rank_gallery(scores)
+    return gallery_labels[order] == query_labels[:, None]
+
+
+def average_precisions(
+    scores: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    k: int | None = None,
+) -> np.ndarray:
+    """AP of each query.
+
+    With ranked relevance rel_1..rel_N and P@r = (rel_1 + ... + rel_r) / r,
+
+        AP@k = sum_{r<=k} P@r * rel_r / R_k
+
+    where R_k is the number of relevant items within the top k (k = None: all N, so R is the
+    number of relevant gallery items). AP = 0 for a query with R_k = 0.
+    """
+    if k is not None and k <= 0:
+        raise ValueError(f"k must be a positive integer or None, got {k}")
+    relevant = relevance_matrix(scores, query_labels, gallery_labels)
+    if k is not None:
+        relevant = relevant[:, :k]
+    hits = np.cumsum(relevant, axis=1)
+    ranks = np.arange(1, relevant.shape[1] + 1)
+    precision_sum = np.sum((hits / ranks) * relevant, axis=1)
+    n_relevant = hits[:, -1] if relevant.shape[1] else np.zeros(len(relevant))
+    return np.divide(
+        precision_sum, n_relevant, out=np.zeros(len(relevant)), where=n_relevant > 0
+    )
+
+
+def mean_average_precision(
+    scores: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    k: int | None = None,
+) -> float:
+    """MAP (k = None, MAP@all) or MAP@k: the mean of :func:`average_precisions`."""
+    return float(np.mean(average_precisions(scores, query_labels, gallery_labels, k)))
+
+
+def precision_at_k(
+    scores: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray, k: int
+) -> float:
+    """Mean over queries of (relevant items in the top k) / k; k larger than the gallery
+    counts the whole gallery, divided by the gallery size."""
+    if k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k}")
+    relevant = relevance_matrix(scores, query_labels, gallery_labels)[:, :k]
+    return float(np.mean(relevant.sum(axis=1) / relevant.shape[1]))
+
+
+def precision_recall_curve(
+    scores: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """11-point interpolated precision-recall curve, averaged over queries.
+
+    For each query and recall level r in {0, 0.1, ..., 1}, the interpolated precision is
+    max_{r' >= r} P(r'), the best precision at any rank whose recall reaches r. Queries without
+    any relevant item are left out. Returns (recall levels, mean precision), both of length 11.
+    """
+    relevant = relevance_matrix(scores, query_labels, gallery_labels)
+    relevant = relevant[relevant.any(axis=1)]
+    if len(relevant) == 0:
+        return RECALL_LEVELS.copy(), np.zeros_like(RECALL_LEVELS)
+    hits = np.cumsum(relevant, axis=1)
+    precision = hits / np.arange(1, relevant.shape[1] + 1)
+    recall = hits / hits[:, -1:]
+    # Best precision from rank r onwards: a reversed running maximum.
+    best_after = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    curve = np.empty((len(relevant), len(RECALL_LEVELS)))
+    for j, level in enumerate(RECALL_LEVELS):
+        first = np.argmax(recall >= level - 1e-12, axis=1)  # first rank reaching the level
+        curve[:, j] = best_after[np.arange(len(relevant)), first]
+    return RECALL_LEVELS.copy(), curve.mean(axis=0)

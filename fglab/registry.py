@@ -1,0 +1,60 @@
+"""Methods by explicit name, for ``fglab reproduce --methods`` and the Python API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fglab.method import RetrievalMethod
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build a method for one seed; ``options`` come from a run's config."""
+
+    name: str
+    build: Callable[..., RetrievalMethod]  # build(seed=..., **options)
+    description: str
+
+
+def _baseline(factory: Callable[[int], RetrievalMethod]) -> Callable[..., RetrievalMethod]:
+    def build(seed: int = 0, **_: object) -> RetrievalMethod:
+        return factory(seed)
+
+    return build
+
+
+def _registry() -> dict[str, MethodSpec]:
+    from fglab import baselines as b
+
+    specs = [
+        MethodSpec("random", _baseline(lambda s: b.RandomRetrieval(seed=s)), "random ranking"),
+        MethodSpec("cca", _baseline(lambda s: b.CCARetrieval()), "canonical correlation analysis"),
+        MethodSpec("pls", _baseline(lambda s: b.PLSRetrieval()), "partial least squares"),
+        MethodSpec("sm", _baseline(lambda s: b.SemanticMatching()), "semantic matching"),
+        MethodSpec(
+            "scm", _baseline(lambda s: b.SemanticCorrelationMatching()), "CCA + semantic matching"
+        ),
+    ]
+    specs.extend(_model_specs())
+    return {spec.name: spec for spec in specs}
+
+
+def _model_specs() -> list[MethodSpec]:
+    """The fglab model's methods, once the model package provides them."""
+    try:
+        from fglab.models.methods import METHOD_SPECS
+    except ImportError:
+        return []
+    return list(METHOD_SPECS)
+
+
+def method_names() -> list[str]:
+    return list(_registry())
+
+
+def get_method(name: str) -> MethodSpec:
+    registry = _registry()
+    if name not in registry:
+        raise KeyError(f"unknown method {name!r}; available: {', '.join(registry)}")
+    return registry[name]
