@@ -62,10 +62,9 @@ def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def method_views(dataset: CrossModalDataset, method_name: str) -> tuple[str, str]:
-    spec_method = get_method(method_name).build(seed=0)
-    text_view = (
-        "text:tfidf" if spec_method.text_input == "bag_of_words" else default_compact_text_view(dataset)
-    )
+    method = get_method(method_name).build(seed=0)
+    compact = default_compact_text_view(dataset)
+    text_view = "text:tfidf" if method.text_input == "bag_of_words" else compact
     return default_image_view(dataset), text_view
 
 

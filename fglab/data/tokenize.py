@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from pathlib import Path
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -14,7 +15,7 @@ _HAS_WORD_CHAR = re.compile(r"[\u4e00-\u9fffA-Za-z]")
 
 # Function words that carry no topic in Chinese news and encyclopedia text.
 CHINESE_STOP_WORDS = frozenset(
-    ["的", "了", "和", "是", "在", "也", "有", "就", "都", "而", "及", "与", "着", "或", "一个", "没有", "我们", "你们", "他们", "她们", "它们", "这个", "那个", "这些", "那些", "这样", "那样", "之一", "以及", "并且", "但是", "因为", "所以", "如果", "虽然", "然而", "而且", "或者", "还是", "不是", "就是", "可以", "已经", "对于", "关于", "由于", "通过", "进行", "其中", "之后", "之前", "以后", "以前", "目前", "同时", "其他", "什么", "怎么", "为了", "一些", "一种", "自己", "这里", "那里", "记者", "表示", "今年", "去年", "日电", "新华社", "报道", "图为", "据悉", "据了解", "此外", "另外", "以上", "以下", "不会", "不能", "可能", "需要", "成为", "开始", "作为", "还有", "非常", "更加", "特别", "主要", "一直", "一定", "不过", "只是", "这种", "那种", "各种", "之间"]
+    (Path(__file__).parent / "stopwords_zh.txt").read_text(encoding="utf-8").split()
 )
 
 
