@@ -16,6 +16,8 @@ class FeatureSet:
     texts: np.ndarray | sparse.csr_matrix  # (n, d_text)
     labels: np.ndarray  # (n,)
     vocabulary: list[str] | None = None  # names of the text columns for bag-of-words views
+    tokens: list[list[str]] | None = None  # each text's words, for views built from words
+    language: str = "en"  # "en" or "zh"
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -29,7 +31,11 @@ class FeatureSet:
         return len(self.labels)
 
     def subset(self, rows: np.ndarray) -> FeatureSet:
-        return FeatureSet(self.images[rows], self.texts[rows], self.labels[rows], self.vocabulary)
+        tokens = [self.tokens[i] for i in rows] if self.tokens is not None else None
+        return FeatureSet(
+            self.images[rows], self.texts[rows], self.labels[rows], self.vocabulary, tokens,
+            self.language,
+        )
 
     def dense_texts(self) -> np.ndarray:
         return self.texts.toarray() if sparse.issparse(self.texts) else np.asarray(self.texts)

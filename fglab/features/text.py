@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -13,7 +14,7 @@ class TfidfTextFeatures:
 
     def __init__(
         self,
-        tokenizer: Callable[[str], list[str]],
+        tokenizer: Callable[[Any], list[str]],
         min_df: int = 3,
         max_features: int | None = 5000,
     ) -> None:
@@ -21,7 +22,7 @@ class TfidfTextFeatures:
         self.min_df = min_df
         self.max_features = max_features
 
-    def fit(self, texts: list[str]) -> TfidfTextFeatures:
+    def fit(self, texts: list) -> TfidfTextFeatures:
         self.vectorizer_ = TfidfVectorizer(
             analyzer=self.tokenizer,
             min_df=self.min_df,
@@ -32,5 +33,5 @@ class TfidfTextFeatures:
         self.vocabulary_: list[str] = list(self.vectorizer_.get_feature_names_out())
         return self
 
-    def transform(self, texts: list[str]) -> sparse.csr_matrix:
+    def transform(self, texts: list) -> sparse.csr_matrix:
         return self.vectorizer_.transform(texts).tocsr()

@@ -32,13 +32,14 @@ def build_features(
 ) -> tuple[FeatureSet, FeatureSet]:
     """Train and test feature sets; anything learned (vocabulary, idf) sees train only."""
     train_images, test_images = (_image_matrix(dataset, s, image_view) for s in ("train", "test"))
-    vocabulary = None
+    vocabulary = train_tokens = test_tokens = None
     if text_view == "text:tfidf":
-        tfidf = TfidfTextFeatures(make_tokenizer(dataset.language, dataset.stopwords), tfidf_min_df)
-        tfidf.fit(dataset.train.texts)
-        train_texts, test_texts = tfidf.transform(dataset.train.texts), tfidf.transform(
-            dataset.test.texts
-        )
+        tokenizer = make_tokenizer(dataset.language, dataset.stopwords)
+        train_tokens = [tokenizer(t) for t in dataset.train.texts]
+        test_tokens = [tokenizer(t) for t in dataset.test.texts]
+        tfidf = TfidfTextFeatures(_pretokenized, tfidf_min_df)
+        tfidf.fit(train_tokens)
+        train_texts, test_texts = tfidf.transform(train_tokens), tfidf.transform(test_tokens)
         vocabulary = tfidf.vocabulary_
     elif text_view in dataset.train.shipped:
         train_texts, test_texts = dataset.train.shipped[text_view], dataset.test.shipped[text_view]
@@ -48,9 +49,19 @@ def build_features(
             f"available: {', '.join(v for v in available_views(dataset) if v.startswith('text:'))}"
         )
     return (
-        FeatureSet(train_images, train_texts, dataset.train.labels, vocabulary),
-        FeatureSet(test_images, test_texts, dataset.test.labels, vocabulary),
+        FeatureSet(
+            train_images, train_texts, dataset.train.labels, vocabulary, train_tokens,
+            dataset.language,
+        ),
+        FeatureSet(
+            test_images, test_texts, dataset.test.labels, vocabulary, test_tokens, dataset.language
+        ),
     )
+
+
+def _pretokenized(tokens: list[str]) -> list[str]:
+    """The analyzer for texts that are already lists of words."""
+    return tokens
 
 
 def _image_matrix(dataset: CrossModalDataset, split_name: str, view: str) -> np.ndarray:
