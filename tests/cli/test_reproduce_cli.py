@@ -1,0 +1,57 @@
+"""The CLI end to end on the real eng-wiki data set."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fglab.cli import main
+
+
+def test_datasets_check_reports_counts_and_quirks(eng_wiki, capsys):
+    assert main(["datasets", "check", "eng-wiki"]) == 0
+    out = capsys.readouterr().out
+    assert "total                       2173     693" in out
+    assert "888 x malformed_xml (kept)" in out
+    assert "warfare" in out
+
+
+def test_datasets_check_chinese_news(chinese_news, capsys):
+    assert main(["datasets", "check", "chinese-news"]) == 0
+    out = capsys.readouterr().out
+    assert "7 x missing_image (skipped): 72" in out
+    assert "37 x image_format_mismatch" in out
+    assert "total                       1696     497" in out
+
+
+def test_reproduce_writes_json_markdown_and_plot(eng_wiki, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code = main(["reproduce", "eng-wiki", "--methods", "random,cca", "--seeds", "2",
+                 "--out", str(out_dir)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| cca |" in printed and "| random |" in printed
+    payload = json.loads((out_dir / "results.json").read_text())
+    cca = payload["methods"]["cca"]
+    for metric in ("map_all", "map_100"):
+        for direction in ("img2txt", "txt2img", "avg"):
+            stats = cca[metric][direction]
+            assert len(stats["runs"]) == 2
+            assert stats["mean"] == pytest.approx(sum(stats["runs"]) / 2)
+    random_map = payload["methods"]["random"]["map_all"]["img2txt"]["mean"]
+    assert cca["map_all"]["img2txt"]["mean"] > random_map
+    assert cca["seconds"] > 0
+    assert "| cca |" in (out_dir / "results.md").read_text()
+    assert (out_dir / "pr_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_method_is_a_clear_error(tmp_path, capsys):
+    code = main(["reproduce", "eng-wiki", "--methods", "cca,nope", "--out", str(tmp_path)])
+    assert code == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main(["--data-root", str(tmp_path), "datasets", "check", "nope"]) == 2
+    assert "not found" in capsys.readouterr().err
