@@ -1,0 +1,157 @@
+"""Index directories written atomically: a reader sees the old directory or the new one.
+
+A directory is built under a hidden temporary name beside its target, every file is fsynced,
+a ``index.json`` listing each file's size and SHA-256 is written last, and the directory is
+then renamed into place (swapped atomically with an existing one where Linux allows). A build
+that is killed leaves only the hidden temporary directory, which never passes
+:func:`verify_directory` because its listing is missing or does not match.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+LISTING = "index.json"
+FORMAT = "fglab-index"
+FORMAT_VERSION = 1
+
+
+class IncompleteIndexError(ValueError):
+    """An index directory that is partial, damaged, or not an index at all."""
+
+
+@contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """Yield an empty temporary directory; on a clean exit it replaces ``target``.
+
+    The caller writes its files and finally :func:`write_listing`; nothing becomes visible at
+    ``target`` before the block ends without an exception.
+    """
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        if not (tmp / LISTING).is_file():
+            raise IncompleteIndexError(f"{tmp}: {LISTING} was not written; index not published")
+        _fsync_tree(tmp)
+        _publish(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_listing(directory: Path, info: dict) -> None:
+    """Write ``index.json``: ``info`` plus the size and SHA-256 of every other file."""
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        relative = path.relative_to(directory).as_posix()
+        if relative != LISTING:
+            files[relative] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    listing = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "files": files}
+    path = directory / LISTING
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(listing, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def verify_directory(directory: Path) -> dict:
+    """The listing of a complete index directory; :class:`IncompleteIndexError` otherwise."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"index {directory} not found (build it with `fglab index`)")
+    listing_path = directory / LISTING
+    if not listing_path.is_file():
+        raise IncompleteIndexError(
+            f"{directory} is not a complete index: {LISTING} is missing (an interrupted build "
+            "leaves such a directory; build the index again)"
+        )
+    try:
+        listing = json.loads(listing_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise IncompleteIndexError(f"{listing_path} is unreadable: {error}") from error
+    if listing.get("format") != FORMAT or listing.get("format_version") != FORMAT_VERSION:
+        raise IncompleteIndexError(
+            f"{directory} is not a fglab index of format version {FORMAT_VERSION} "
+            f"(found {listing.get('format')!r} version {listing.get('format_version')!r})"
+        )
+    for name, expected in listing.get("files", {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise IncompleteIndexError(f"{directory}: file {name} listed in {LISTING} is missing")
+        if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+            raise IncompleteIndexError(
+                f"{directory}: file {name} does not match {LISTING} (damaged or partly written)"
+            )
+    return listing
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in [*root.rglob("*"), root]:
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target``; an existing ``target`` ends up at ``tmp`` (then deleted)."""
+    if not target.exists():
+        os.rename(tmp, target)
+    elif _rename_exchange(tmp, target):
+        pass
+    else:
+        # No atomic exchange here: a crash between the two renames leaves the old index
+        # under a hidden name beside the target, never a half-written one at it.
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, backup)
+        os.rename(tmp, target)
+        os.rename(backup, tmp)
+    _fsync_dir(target.parent)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux ``renameat2(RENAME_EXCHANGE)``; False if absent.
+
+    Python has no binding for it, hence ctypes.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if result != 0:
+        logger.debug("renameat2 failed (errno %d); falling back", ctypes.get_errno())
+        return False
+    return True

@@ -1,0 +1,161 @@
+"""A user's own collection: a CSV or JSONL manifest, one item per row.
+
+Columns (CSV header or JSONL keys): ``id``, ``text`` or ``text_path``, ``image_path``, and an
+optional ``label`` (a category name). Paths are relative to the manifest's folder and must stay
+inside it; a row may have text, an image, or both. A row that cannot be used is reported as a
+:class:`ManifestProblem` (row number, id, problem) and skipped; the rest load.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fglab.data.images import sniff_image_format
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "manifest:"
+ROW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_TEXT_BYTES = 5_000_000
+
+
+@dataclass(frozen=True)
+class ManifestItem:
+    row: int  # 1-based data row (CSV: the header is row 0)
+    id: str
+    text: str | None
+    image_path: Path | None  # absolute
+    label: str | None
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    row: int
+    id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"row {self.row} (id {self.id or '?'}): {self.problem}; skipped"
+
+
+@dataclass
+class Manifest:
+    path: Path
+    root: Path  # the manifest's folder: every file must lie under it
+    items: list[ManifestItem]
+    problems: list[ManifestProblem]
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({item.label for item in self.items if item.label})
+
+
+def is_manifest_spec(spec: str) -> bool:
+    return spec.startswith(PREFIX)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a CSV (``.csv``) or JSONL (``.jsonl``/``.json``) manifest; see the module docstring."""
+    path = Path(str(path).removeprefix(PREFIX)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest {path} not found")
+    root = path.resolve().parent
+    rows, problems = _read_rows(path)
+    items: list[ManifestItem] = []
+    seen: set[str] = set()
+    for row_number, row in rows:
+        item_or_problem = _parse_row(row_number, row, root, seen)
+        if isinstance(item_or_problem, ManifestProblem):
+            problems.append(item_or_problem)
+        else:
+            items.append(item_or_problem)
+            seen.add(item_or_problem.id)
+    problems.sort(key=lambda p: p.row)
+    for problem in problems:
+        logger.warning("%s: %s", path.name, problem)
+    if not items:
+        raise ValueError(f"manifest {path}: no usable rows ({len(problems)} problems)")
+    return Manifest(path=path, root=root, items=items, problems=problems)
+
+
+def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if reader.fieldnames is None or "id" not in reader.fieldnames:
+            raise ValueError(f"manifest {path}: the CSV header must name an 'id' column")
+        return [(n, row) for n, row in enumerate(reader, start=1)], []
+    if suffix in (".jsonl", ".json"):
+        rows, problems = [], []
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                problems.append(ManifestProblem(n, "", f"not valid JSON ({error})"))
+                continue
+            if not isinstance(record, dict):
+                problems.append(ManifestProblem(n, "", "not a JSON object"))
+                continue
+            rows.append((n, record))
+        return rows, problems
+    raise ValueError(f"manifest {path}: expected a .csv or .jsonl file, got {suffix or 'none'!r}")
+
+
+def _field(row: dict, name: str) -> str:
+    value = row.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | ManifestProblem:
+    item_id = _field(row, "id")
+    if not ROW_ID.match(item_id):
+        return ManifestProblem(n, item_id, f"id {item_id!r} must match {ROW_ID.pattern}")
+    if item_id in seen:
+        return ManifestProblem(n, item_id, "duplicate id")
+    text, problem = _row_text(row, root)
+    if problem:
+        return ManifestProblem(n, item_id, problem)
+    image_path = None
+    if _field(row, "image_path"):
+        image_path, problem = _inside(root, _field(row, "image_path"), "image_path")
+        if problem:
+            return ManifestProblem(n, item_id, problem)
+        if sniff_image_format(image_path) is None:
+            return ManifestProblem(n, item_id, f"image_path {image_path.name!r} is not an image")
+    if not text and image_path is None:
+        return ManifestProblem(n, item_id, "neither text, text_path nor image_path given")
+    return ManifestItem(n, item_id, text or None, image_path, _field(row, "label") or None)
+
+
+def _row_text(row: dict, root: Path) -> tuple[str, str | None]:
+    text = _field(row, "text")
+    if text or not _field(row, "text_path"):
+        return text, None
+    path, problem = _inside(root, _field(row, "text_path"), "text_path")
+    if problem:
+        return "", problem
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        return "", f"text_path {path.name!r} is over {MAX_TEXT_BYTES} bytes"
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        return "", f"text_path {path.name!r} is unreadable as UTF-8 ({error})"
+    return text, None if text else f"text_path {path.name!r} is empty"
+
+
+def _inside(root: Path, value: str, column: str) -> tuple[Path, str | None]:
+    """``value`` resolved against ``root``; a problem if it leaves ``root`` or is no file."""
+    path = (root / value).resolve()
+    if not path.is_relative_to(root):
+        return path, f"{column} {value!r} points outside the manifest's folder {root}"
+    if not path.is_file():
+        return path, f"{column} {value!r} does not exist"
+    return path, None

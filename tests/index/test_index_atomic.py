@@ -1,0 +1,102 @@
+"""Index directories are published atomically: a killed build never leaves one that loads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fglab.index.atomic import IncompleteIndexError
+from fglab.index.store import EmbeddingIndex, Item
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    import numpy as np
+    from fglab.index.store import EmbeddingIndex, Item
+
+    index = EmbeddingIndex(8)
+    index.add([Item(f"new-{i}", "text", str(i)) for i in range(50)],
+              np.ones((50, 8), np.float32))
+
+    def stall(tmp):  # the build is half written when this runs
+        (Path(sys.argv[2]) / "started").write_text(str(tmp))
+        time.sleep(120)
+
+    index.save(Path(sys.argv[1]), write_extra=stall)
+    """
+)
+
+
+def _old_index(path: Path) -> None:
+    index = EmbeddingIndex(8)
+    index.add([Item(f"old-{i}", "text", str(i)) for i in range(3)], np.eye(3, 8, dtype=np.float32))
+    index.save(path)
+
+
+def _kill_mid_write(target: Path, tmp_path: Path) -> Path:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(tmp_path)], env=env)
+    try:
+        for _ in range(600):
+            if (tmp_path / "started").exists():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the writer never reached the middle of its write")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    return Path((tmp_path / "started").read_text())
+
+
+def test_killed_rewrite_keeps_the_old_index_and_the_partial_one_does_not_load(tmp_path):
+    target = tmp_path / "index"
+    _old_index(target)
+    partial = _kill_mid_write(target, tmp_path)
+    assert partial.is_dir() and partial != target  # the half-written build is left aside
+    assert sorted(EmbeddingIndex.load(target).by_id) == ["old-0", "old-1", "old-2"]
+    with pytest.raises(IncompleteIndexError, match="index.json is missing"):
+        EmbeddingIndex.load(partial)
+
+
+def test_killed_first_build_leaves_nothing_that_loads(tmp_path):
+    target = tmp_path / "index"
+    partial = _kill_mid_write(target, tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        EmbeddingIndex.load(target)
+    with pytest.raises(IncompleteIndexError, match="interrupted build"):
+        EmbeddingIndex.load(partial)
+
+
+def test_damaged_or_foreign_directories_fail_with_a_clear_error(tmp_path):
+    target = tmp_path / "index"
+    _old_index(target)
+    with open(target / "items.jsonl", "r+b") as handle:
+        handle.truncate(10)
+    with pytest.raises(IncompleteIndexError, match="items.jsonl does not match"):
+        EmbeddingIndex.load(target)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "index.json").write_text('{"format": "something"}')
+    with pytest.raises(IncompleteIndexError, match="not a fglab index"):
+        EmbeddingIndex.load(tmp_path / "other")
+
+
+def test_failed_write_removes_its_temporary_directory(tmp_path):
+    index = EmbeddingIndex(8)
+    index.add([Item("a", "text", "a")], np.ones((1, 8), np.float32))
+
+    def fail(_tmp):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        index.save(tmp_path / "index", write_extra=fail)
+    assert list(tmp_path.iterdir()) == []
