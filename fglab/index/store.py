@@ -127,9 +127,9 @@ class EmbeddingIndex:
 
     def add(self, items: list[Item], embeddings: np.ndarray) -> None:
         """Add items of one modality with their (n, dim) embeddings."""
-        vectors = self._check_vectors(embeddings, len(items))
         if not items:
             return
+        vectors = self._check_vectors(embeddings, len(items))
         modality = items[0].modality
         for item in items:
             self._check_item(item, modality)
