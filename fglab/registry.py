@@ -41,11 +41,9 @@ def _registry() -> dict[str, MethodSpec]:
 
 
 def _model_specs() -> list[MethodSpec]:
-    """The fglab model's methods, once the model package provides them."""
-    try:
-        from fglab.models.methods import METHOD_SPECS
-    except ImportError:
-        return []
+    """The fglab model's methods (imported here: fglab.models.methods imports this module)."""
+    from fglab.models.methods import METHOD_SPECS
+
     return list(METHOD_SPECS)
 
 

@@ -1,0 +1,56 @@
+"""The pairwise similarity loss (Kumar et al., CVPR 2016), plain and label-weighted.
+
+L = Var(S+) + Var(S-) + lam * max(0, m - (mean(S+) - mean(S-)))
+
+over the positive scores S+ and negative scores S- of a batch. The weighted form replaces
+each mean and (population) variance by its weighted version, so a pair with weight 2 counts
+as two copies of itself; with all weights equal it is exactly the plain loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _weighted_moments(scores: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    total = weights.sum()
+    mean = (weights * scores).sum() / total
+    var = (weights * (scores - mean) ** 2).sum() / total
+    return mean, var
+
+
+def weighted_pairwise_similarity_loss(
+    scores: torch.Tensor,
+    positive: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    margin: float = 0.8,
+    lam: float = 0.35,
+) -> torch.Tensor:
+    """``scores`` and boolean ``positive`` of any (same) shape; ``weights`` >= 0 per pair
+    (None: all 1). Needs at least one positive and one negative."""
+    positive = positive.bool()
+    if weights is None:
+        weights = torch.ones_like(scores)
+    if not positive.any() or positive.all():
+        raise ValueError(
+            f"the loss needs positives and negatives; got {int(positive.sum())} positives "
+            f"of {positive.numel()} pairs"
+        )
+    mean_pos, var_pos = _weighted_moments(scores[positive], weights[positive])
+    mean_neg, var_neg = _weighted_moments(scores[~positive], weights[~positive])
+    return var_pos + var_neg + lam * torch.clamp(margin - (mean_pos - mean_neg), min=0.0)
+
+
+def pairwise_similarity_loss(
+    positive_scores: torch.Tensor,
+    negative_scores: torch.Tensor,
+    margin: float = 0.8,
+    lam: float = 0.35,
+) -> torch.Tensor:
+    """The plain loss on separate vectors of positive and negative scores."""
+    gap = positive_scores.mean() - negative_scores.mean()
+    return (
+        positive_scores.var(unbiased=False)
+        + negative_scores.var(unbiased=False)
+        + lam * torch.clamp(margin - gap, min=0.0)
+    )

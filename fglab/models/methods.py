@@ -1,0 +1,43 @@
+"""The fglab methods for the registry: ``fglab`` (fine-grained labels), ``fglab-uniform``
+(the same network and training with all labels equal) and ``fglab-mlp`` (fine-grained labels,
+text branch without the graph: the graph's comparison)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fglab.config import FGLabConfig
+from fglab.method import RetrievalMethod
+from fglab.registry import MethodSpec
+
+
+def fglab_builder(
+    label_mode: str | None = None, text_branch: str | None = None
+) -> Callable[..., RetrievalMethod]:
+    """A ``build(seed=..., config=..., **options)`` for the registry; ``config`` (a dict as
+    saved in a run's config.json) overrides the defaults, then the fixed label mode / branch."""
+
+    def build(seed: int = 0, config: dict[str, Any] | None = None, **_: object):
+        # Imported here: training sits above models in the layering, and the registry is
+        # read by layers below training.
+        from fglab.training.fglab_method import FGLabMethod
+
+        settings = FGLabConfig.from_dict(config) if config else FGLabConfig()
+        settings.seed = seed
+        if label_mode is not None:
+            settings.labels.mode = label_mode
+        if text_branch is not None:
+            settings.model.text_branch = text_branch
+        return FGLabMethod(settings)
+
+    return build
+
+
+METHOD_SPECS: list[MethodSpec] = [
+    MethodSpec("fglab", fglab_builder(), "GCN text branch, siamese fine-grained labels"),
+    MethodSpec(
+        "fglab-uniform", fglab_builder(label_mode="uniform"), "fglab with all labels equal"
+    ),
+    MethodSpec("fglab-mlp", fglab_builder(text_branch="mlp"), "fglab with an MLP text branch"),
+]

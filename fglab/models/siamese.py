@@ -1,0 +1,55 @@
+"""The siamese text network and the cross-modal model, both built from the branches."""
+
+from __future__ import annotations
+
+import torch
+from scipy import sparse
+from torch import nn
+
+from fglab.config import ModelConfig
+from fglab.models.image_branch import ImageBranch
+from fglab.models.scorer import DualPathScorer, unit
+from fglab.models.text_branch import TextBranch
+
+
+class SiameseTextNetwork(nn.Module):
+    """One text branch applied to both texts of a pair (shared weights), scored like the
+    cross-modal model. Its similarities grade how hard each training pair is."""
+
+    def __init__(self, n_words: int, config: ModelConfig, laplacian: sparse.spmatrix | None):
+        super().__init__()
+        self.text = TextBranch(n_words, config, laplacian)
+        self.scorer = DualPathScorer(config.embed_dim, config.dropout)
+
+    def embed(self, texts: torch.Tensor) -> torch.Tensor:
+        return unit(self.text(texts))
+
+    def all_pairs(self, texts: torch.Tensor) -> torch.Tensor:
+        e = self.embed(texts)
+        return self.scorer.all_pairs(e, e)
+
+
+class CrossModalNetwork(nn.Module):
+    """Text and image branches into one space, scored by the dual-path scorer."""
+
+    def __init__(
+        self,
+        n_words: int,
+        n_image_features: int,
+        config: ModelConfig,
+        laplacian: sparse.spmatrix | None,
+    ):
+        super().__init__()
+        self.text = TextBranch(n_words, config, laplacian)
+        self.image = ImageBranch(n_image_features, config)
+        self.scorer = DualPathScorer(config.embed_dim, config.dropout)
+
+    def all_pairs(self, texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """(n_texts, n_images) scores."""
+        return self.scorer.all_pairs(unit(self.text(texts)), unit(self.image(images)))
+
+    def encode_texts(self, texts: torch.Tensor) -> torch.Tensor:
+        return self.scorer.fold(unit(self.text(texts)))
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return unit(self.image(images))

@@ -1,0 +1,186 @@
+"""The fglab retrieval method: siamese text network -> fine-grained labels -> cross-modal
+network trained with the label-weighted pairwise similarity loss."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import sparse
+from sklearn.model_selection import train_test_split
+
+from fglab.config import FGLabConfig
+from fglab.data.graph import knn_graph, scaled_laplacian
+from fglab.features.featureset import FeatureSet
+from fglab.features.word_vectors import word_vectors
+from fglab.labels import pair_weights, scale_similarities
+from fglab.losses import weighted_pairwise_similarity_loss
+from fglab.method import ReportContext, RetrievalMethod
+from fglab.metrics import mean_average_precision
+from fglab.models.siamese import CrossModalNetwork, SiameseTextNetwork
+from fglab.training.checkpoint import CheckpointStore
+from fglab.training.loop import EpochHook, StageResult, train_stage
+
+logger = logging.getLogger(__name__)
+ENCODE_BATCH = 512
+
+
+def _dense(texts) -> torch.Tensor:
+    array = texts.toarray() if sparse.issparse(texts) else np.asarray(texts)
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
+
+
+def _batched(fn, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)])
+
+
+class FGLabMethod(RetrievalMethod):
+    """Graph-convolution text branch + MLP image branch scored by w^T(t ⊙ v) + b, trained
+    with the pairwise similarity loss whose pairs are weighted by fine-grained labels."""
+
+    text_input = "bag_of_words"
+    selects_on_validation = True
+
+    def __init__(
+        self,
+        config: FGLabConfig | None = None,
+        checkpoint_dir: Path | None = None,
+        on_epoch_end: EpochHook | None = None,
+    ) -> None:
+        self.config = config or FGLabConfig()
+        self.checkpoint_dir = checkpoint_dir
+        self.on_epoch_end = on_epoch_end
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, train: FeatureSet, validation: FeatureSet | None = None) -> FGLabMethod:
+        torch.set_num_threads(min(2, torch.get_num_threads()))
+        if train.vocabulary is None:
+            raise ValueError("fglab needs a bag-of-words text view (text:tfidf) with a vocabulary")
+        if validation is None:
+            train, validation = self._split(train)
+        start = time.perf_counter()
+        self.vocabulary_ = list(train.vocabulary)
+        self.language_ = train.language
+        self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
+        store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
+        texts, images = _dense(train.texts), torch.from_numpy(train.images.astype(np.float32))
+        labels = np.asarray(train.labels)
+        positive = labels[:, None] == labels[None, :]
+        self.stages_: dict[str, StageResult] = {}
+        self.similarity_ = None
+        weights = None
+        if self.config.labels.mode != "uniform":
+            self.similarity_ = self._fit_siamese(texts, labels, validation, store)
+            weights = torch.from_numpy(
+                pair_weights(self.similarity_, positive, self.config.labels).astype(np.float32)
+            )
+        self._fit_model(texts, images, labels, weights, validation, store)
+        self.report_data_ = {"labels": labels, "tokens": train.tokens, "positive": positive}
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _split(self, train: FeatureSet) -> tuple[FeatureSet, FeatureSet]:
+        rows = np.arange(len(train))
+        fit_rows, val_rows = train_test_split(
+            rows, test_size=0.2, random_state=self.config.seed, stratify=train.labels
+        )
+        return train.subset(np.sort(fit_rows)), train.subset(np.sort(val_rows))
+
+    def _graph(self, train: FeatureSet) -> sparse.csr_matrix:
+        vectors = word_vectors(self.vocabulary_, train.language, train.tokens, self.config.seed)
+        return scaled_laplacian(knn_graph(vectors, self.config.model.graph_k))
+
+    def _n_words(self) -> int:
+        return len(self.vocabulary_)
+
+    def _fit_siamese(self, texts, labels, validation: FeatureSet, store) -> np.ndarray:
+        """Train the siamese text network; return scaled text-text similarities h (n x n)."""
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        net = SiameseTextNetwork(self._n_words(), cfg.model, self.laplacian_)
+        same = torch.from_numpy(labels[:, None] == labels[None, :])
+        val_texts = _dense(validation.texts)
+
+        def step(rows: np.ndarray) -> torch.Tensor | None:
+            scores = net.all_pairs(texts[rows])
+            off = ~torch.eye(len(rows), dtype=torch.bool)
+            pos = same[rows][:, rows]
+            if not (pos & off).any() or (pos & off).sum() == off.sum():
+                return None
+            return weighted_pairwise_similarity_loss(
+                scores[off], pos[off], margin=cfg.training.margin, lam=cfg.training.lam
+            )
+
+        def validate() -> float:
+            query = _batched(lambda x: net.scorer.fold(net.embed(x)), val_texts).numpy()
+            gallery = _batched(net.embed, texts).numpy()
+            return mean_average_precision(query @ gallery.T, validation.labels, labels)
+
+        self.stages_["siamese"] = train_stage(
+            "siamese", net, step, validate, len(labels), cfg.training.siamese_epochs,
+            cfg.training, cfg.seed, store, self.on_epoch_end,
+        )
+        self.siamese_map_ = self.stages_["siamese"].best_score
+        embedded = _batched(net.embed, texts)
+        raw = (net.scorer.fold(embedded) @ embedded.T).detach().numpy()
+        return scale_similarities(raw)
+
+    def _fit_model(self, texts, images, labels, weights, validation: FeatureSet, store) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed + 1)
+        self.network_ = CrossModalNetwork(
+            self._n_words(), images.shape[1], cfg.model, self.laplacian_
+        )
+        self.network_.image.set_standardization(images.numpy())
+        same = torch.from_numpy(labels[:, None] == labels[None, :])
+
+        def step(rows: np.ndarray) -> torch.Tensor | None:
+            pos = same[rows][:, rows]
+            if pos.all():
+                return None
+            scores = self.network_.all_pairs(texts[rows], images[rows])
+            w = weights[rows][:, rows] if weights is not None else None
+            return weighted_pairwise_similarity_loss(
+                scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
+            )
+
+        def validate() -> float:
+            sim = self.similarity(validation.images, validation.texts)
+            y = validation.labels
+            return (mean_average_precision(sim, y, y) + mean_average_precision(sim.T, y, y)) / 2
+
+        self.stages_["model"] = train_stage(
+            "model", self.network_, step, validate, len(labels), cfg.training.epochs,
+            cfg.training, cfg.seed, store, self.on_epoch_end,
+        )
+
+    # -- encoding ------------------------------------------------------------------------
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        self.network_.eval()
+        x = torch.from_numpy(np.asarray(images, dtype=np.float32))
+        return _batched(self.network_.encode_images, x).numpy()
+
+    def encode_texts(self, texts) -> np.ndarray:
+        self.network_.eval()
+        return _batched(self.network_.encode_texts, _dense(texts)).numpy()
+
+    # -- report and persistence ----------------------------------------------------------
+    def write_report(self, out_dir: Path, context: ReportContext) -> None:
+        from fglab.training.report import write_hardness_report
+
+        write_hardness_report(self, Path(out_dir), context)
+
+    def save(self, directory: Path) -> None:
+        from fglab.training.persist import save_method
+
+        save_method(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: Path) -> FGLabMethod:
+        from fglab.training.persist import load_method
+
+        return load_method(cls, Path(directory))

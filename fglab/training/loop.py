@@ -1,0 +1,130 @@
+"""The epoch loop: Adam with per-epoch lr decay, selection of the epoch by a validation score,
+an atomic checkpoint after every epoch, and resumption of a killed run from its checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from fglab.config import TrainingConfig
+from fglab.training.checkpoint import CheckpointStore, restore_optimizer
+
+logger = logging.getLogger(__name__)
+
+#: Called after each epoch's checkpoint with (stage, epoch); tests raise in it to kill a run.
+EpochHook = Callable[[str, int], None]
+
+
+@dataclass
+class StageResult:
+    """How one training stage went: per-epoch loss and validation score, the chosen epoch."""
+
+    stage: str
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_score: float = -math.inf
+    resumed_from: int | None = None  # the last finished epoch found in a checkpoint
+
+
+def _epoch_seed(seed: int, stage: str, epoch: int) -> int:
+    return (seed * 1_000_003 + sum(map(ord, stage)) * 1009 + epoch) % (2**31)
+
+
+def train_stage(
+    stage: str,
+    module: nn.Module,
+    step: Callable[[np.ndarray], torch.Tensor | None],
+    validate: Callable[[], float],
+    n_rows: int,
+    epochs: int,
+    config: TrainingConfig,
+    seed: int,
+    store: CheckpointStore | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> StageResult:
+    """Train ``module`` for up to ``epochs`` epochs of shuffled batches of row indices;
+    ``step(rows)`` returns the batch loss (None: skip the batch). Leaves ``module`` holding
+    the weights of the epoch with the best ``validate()`` score. Every epoch draws its shuffle
+    and dropout from (seed, stage, epoch), so a resumed run continues as the unbroken one."""
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    result = StageResult(stage)
+    best_state = copy.deepcopy(module.state_dict())
+    start = 0
+    if store is not None and store.exists(stage):
+        model_state, best_state, optim_tensors, meta = store.load(stage)
+        module.load_state_dict(best_state if meta["done"] else model_state)
+        result.history, result.best_epoch = meta["history"], meta["best_epoch"]
+        result.best_score = meta["best_score"]
+        if meta["done"]:
+            logger.info("stage %s: finished earlier, loaded from %s", stage, store.directory)
+            return result
+        restore_optimizer(optimizer, optim_tensors, meta["optimizer"])
+        start = result.resumed_from = meta["epoch"]
+        start += 1
+        logger.warning(
+            "stage %s: resuming after epoch %d from the checkpoint in %s",
+            stage, meta["epoch"] + 1, store.directory,
+        )
+    for epoch in range(start, epochs):
+        loss = _run_epoch(stage, module, optimizer, step, n_rows, epoch, config, seed)
+        module.eval()
+        score = float(validate())
+        result.history.append({"epoch": epoch, "loss": loss, "validation": score})
+        if score > result.best_score:
+            result.best_epoch, result.best_score = epoch, score
+            best_state = copy.deepcopy(module.state_dict())
+        done = epoch + 1 == epochs or epoch - result.best_epoch >= config.patience
+        logger.info("stage %s epoch %d: loss %.4f validation %.4f", stage, epoch, loss, score)
+        if store is not None:
+            meta = {
+                "stage": stage, "epoch": epoch, "done": done, "history": result.history,
+                "best_epoch": result.best_epoch, "best_score": result.best_score,
+            }
+            store.save(stage, module.state_dict(), best_state, optimizer, meta)
+        if on_epoch_end is not None:
+            on_epoch_end(stage, epoch)
+        if done:
+            break
+    module.load_state_dict(best_state)
+    module.eval()
+    return result
+
+
+def _run_epoch(
+    stage: str,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: Callable[[np.ndarray], torch.Tensor | None],
+    n_rows: int,
+    epoch: int,
+    config: TrainingConfig,
+    seed: int,
+) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * config.lr_decay**epoch
+    epoch_seed = _epoch_seed(seed, stage, epoch)
+    torch.manual_seed(epoch_seed)
+    order = np.random.default_rng(epoch_seed).permutation(n_rows)
+    module.train()
+    losses = []
+    for start in range(0, n_rows, config.batch_size):
+        rows = order[start : start + config.batch_size]
+        if len(rows) < 2:
+            continue
+        loss = step(rows)
+        if loss is None:
+            continue
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses)) if losses else math.nan
