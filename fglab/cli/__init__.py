@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = ("fglab.cli.datasets", "fglab.cli.reproduce")
+COMMAND_MODULES = ("fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.search")
 
 
 def build_parser() -> argparse.ArgumentParser:

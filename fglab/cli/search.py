@@ -1,0 +1,182 @@
+"""``fglab index``, ``index-add``, ``index-remove``, ``search`` and ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from tqdm import tqdm
+
+from fglab.index.store import KINDS, EmbeddingIndex, IndexSettings
+
+logger = logging.getLogger(__name__)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def load_pipeline(run_dir: Path):
+    """A trained run (``fglab train``'s output directory)."""
+    from fglab.pipeline import RetrievalPipeline
+
+    return RetrievalPipeline.load(Path(run_dir))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    index = subparsers.add_parser("index", help="embed a collection with a trained run")
+    index.add_argument("run", type=Path, help="a trained run directory (from `fglab train`)")
+    _collection_arguments(index)
+    index.add_argument("--out", type=Path, required=True, help="index directory to write")
+    index.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="auto",
+        help="flat = exact; ivf/hnsw = approximate; auto (default) = flat below "
+        "200k items per modality, else hnsw",
+    )
+    index.set_defaults(func=build)
+
+    add = subparsers.add_parser("index-add", help="add a collection's items to an index")
+    add.add_argument("index", type=Path)
+    _collection_arguments(add)
+    add.set_defaults(func=add_items)
+
+    remove = subparsers.add_parser("index-remove", help="remove items from an index by id")
+    remove.add_argument("index", type=Path)
+    remove.add_argument("ids", nargs="+", help="item ids, e.g. img-42 txt-42")
+    remove.set_defaults(func=remove_items)
+
+    search = subparsers.add_parser("search", help="search an index by text or by image")
+    search.add_argument("index", type=Path)
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("--text", help="find images (or --target text) matching these words")
+    query.add_argument("--image", type=Path, help="find texts matching this image file")
+    search.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search.add_argument(
+        "--target",
+        choices=("image", "text"),
+        default=None,
+        help="modality to rank (default: the other one)",
+    )
+    search.add_argument("--json", action="store_true", help="print JSON for scripts")
+    search.set_defaults(func=search_index)
+
+    serve = subparsers.add_parser("serve", help="serve an index over HTTP with a web page")
+    serve.add_argument("index", type=Path)
+    serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=serve_index)
+
+
+def _collection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="a data set name (e.g. eng-wiki) or manifest:PATH (CSV or JSONL)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=("test", "all"),
+        default="test",
+        help="data set items to index (default test; ignored for manifests)",
+    )
+
+
+def _embed(
+    pipeline,
+    args: argparse.Namespace,
+    index: EmbeddingIndex | None,
+    settings: IndexSettings | None = None,
+):
+    from fglab.index.build import build_index, collection_size, load_collection
+
+    collection = load_collection(args.dataset, args.data_root)
+    splits = ["train", "test"] if args.split == "all" else ["test"]
+    with tqdm(total=collection_size(collection, splits), unit="item", desc="embedding") as bar:
+        index, skipped = build_index(
+            pipeline, collection, splits, settings, progress=bar.update, index=index
+        )
+    for line in skipped:
+        print(f"skipped: {line}")
+    return index
+
+
+def _print_counts(index: EmbeddingIndex, path: Path) -> None:
+    counts = ", ".join(f"{index.count(m)} {m}s" for m in ("image", "text"))
+    kinds = ", ".join(
+        f"{m}: {index.modalities[m].kind}" for m in ("image", "text") if m in index.modalities
+    )
+    print(f"wrote {path}: {counts} ({kinds})")
+
+
+def build(args: argparse.Namespace) -> int:
+    from fglab.search import MODEL_DIR
+
+    pipeline = load_pipeline(args.run)
+    index = _embed(pipeline, args, None, IndexSettings(kind=args.kind))
+    index.info["run"] = str(Path(args.run).resolve())
+    index.save(args.out, write_extra=lambda tmp: pipeline.save(tmp / MODEL_DIR))
+    _print_counts(index, args.out)
+    return 0
+
+
+def _save_in_place(index: EmbeddingIndex, path: Path) -> None:
+    from fglab.search import MODEL_DIR
+
+    def copy_model(tmp: Path) -> None:
+        shutil.copytree(path / MODEL_DIR, tmp / MODEL_DIR)
+
+    index.save(path, write_extra=copy_model)
+
+
+def add_items(args: argparse.Namespace) -> int:
+    from fglab.search import MODEL_DIR
+
+    index = EmbeddingIndex.load(args.index)
+    _embed(load_pipeline(args.index / MODEL_DIR), args, index)
+    _save_in_place(index, args.index)
+    _print_counts(index, args.index)
+    return 0
+
+
+def remove_items(args: argparse.Namespace) -> int:
+    index = EmbeddingIndex.load(args.index)
+    index.remove(args.ids)
+    _save_in_place(index, args.index)
+    _print_counts(index, args.index)
+    return 0
+
+
+def search_index(args: argparse.Namespace) -> int:
+    from fglab.search import Retriever
+
+    retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
+    if args.text is not None:
+        hits = retriever.search_text(args.text, args.k, args.target or "image")
+    else:
+        hits = retriever.search_image(args.image, args.k, args.target or "text")
+    if args.json:
+        print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no results")
+    for hit in hits:
+        title = hit.title or hit.snippet
+        print(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.category or '-':<22} {hit.id}")
+        print(f"     {title[:100]}")
+    return 0
+
+
+def serve_index(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fglab.search import Retriever
+    from fglab.service import create_app
+
+    if args.host not in LOOPBACK:
+        logger.warning("serving on %s: reachable from other machines", args.host)
+    retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
+    print(f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
+    uvicorn.run(create_app(retriever), host=args.host, port=args.port, log_level="info")
+    return 0
