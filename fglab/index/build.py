@@ -203,7 +203,7 @@ def build_index(
     split_names = list(split_names)
     if isinstance(collection, Manifest):
         embedded = embed_manifest(pipeline, collection, featurizer, progress)
-        root, name = collection.root, f"manifest:{collection.path}"
+        root, name = collection.root, f"manifest:{collection.path.name}"
         skipped = [str(p) for p in collection.problems]
     else:
         embedded = embed_dataset(pipeline, collection, split_names, progress)
