@@ -152,7 +152,10 @@ class Retriever:
             path = Path(tmp) / f"query.{fmt.lower()}"
             path.write_bytes(data)
             with self._lock:
-                features, failures = featurizer([path], self.pipeline.image_view)
+                # A private cache: uploaded images are not kept in the shared feature cache.
+                features, failures = featurizer(
+                    [path], self.pipeline.image_view, cache_dir=Path(tmp) / "cache"
+                )
                 if failures:
                     raise UnreadableImageError(f"the image could not be read: {failures[0]}")
                 vector = np.asarray(self.pipeline.encode_image_features(np.asarray(features)))
