@@ -12,6 +12,7 @@ import logging
 import sys
 
 COMMAND_MODULES = ("fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.search")
+COMMAND_MODULES = (*COMMAND_MODULES, "fglab.cli.features")
 
 
 def build_parser() -> argparse.ArgumentParser:
