@@ -218,7 +218,7 @@ def _run_model(
     """Features of ``rows`` (decoded in workers, batched through the model) and problems."""
     from tqdm import tqdm
 
-    model = load_model(extractor)
+    model = None  # loaded at the first decodable batch: all-failed runs need none
     workers = num_workers if len(rows) > 2 * batch_size else 0  # spawning costs more than it saves
     loader = DataLoader(
         _ImageFiles(paths, rows, extractor), batch_size=batch_size, num_workers=workers,
@@ -228,12 +228,12 @@ def _run_model(
     problems: dict[int, str] = {}
     with tqdm(total=len(rows), desc="image features", unit="img", disable=not progress) as bar:
         for batch_rows, pixels, reasons in loader:
-            with torch.inference_mode():
-                vectors = model(pixels).numpy()
-            for row, vector, reason in zip(batch_rows.tolist(), vectors, reasons, strict=True):
-                if reason:
-                    problems[row] = reason
-                else:
-                    computed[row] = vector
+            good = [i for i, reason in enumerate(reasons) if not reason]
+            problems.update({int(batch_rows[i]): r for i, r in enumerate(reasons) if r})
+            if good:
+                model = model if model is not None else load_model(extractor)
+                with torch.inference_mode():
+                    vectors = model(pixels[good]).numpy()
+                computed.update(zip(batch_rows[good].tolist(), vectors, strict=True))
             bar.update(len(reasons))
     return computed, problems

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from fglab.data.wikipedia import Split
+from fglab.features.cache import FeatureCache
+from fglab.features.image import ImageExtractor, ImageProblem, decode_image, extract
+from fglab.features.image_views import extract_image_features, extract_image_view
+from tests.features.images_fixture import write_images
+
+SMALL = ImageExtractor(image_size=96, precision="float32")  # small inputs keep the test fast
+GOOD = ["jpeg", "png_as_jpg", "bmp_same_pixels", "gray", "cmyk", "rgba"]
+BAD = {"truncated": "unreadable", "tiny": "too small", "corrupt": "unreadable",
+       "missing": "missing"}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture(scope="module")
+def extracted(images, tmp_path_factory):
+    names = GOOD + list(BAD)
+    cache = FeatureCache(SMALL.cache_name, tmp_path_factory.mktemp("cache"))
+    features, failures = extract([images[n] for n in names], SMALL, cache, batch_size=4)
+    return names, features, failures
+
+
+def test_every_awkward_image_decodes_to_rgb(images):
+    for name in GOOD:
+        pixels = decode_image(images[name], 32)
+        assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8, name
+    gray = decode_image(images["gray"], 32).astype(int)
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+    assert decode_image(images["cmyk"], 32).std() > 5  # real content, not a blank conversion
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "clear.png"
+    Image.new("RGBA", (20, 20), (0, 0, 0, 0)).save(path)
+    assert (decode_image(path, 16) == 255).all()
+
+
+@pytest.mark.parametrize("name,reason", sorted(BAD.items()))
+def test_bad_images_raise_a_named_problem(images, name, reason):
+    with pytest.raises(ImageProblem, match=reason):
+        decode_image(images[name], 32)
+
+
+def test_failures_are_reported_by_row_and_get_zero_rows(extracted):
+    names, features, failures = extracted
+    assert features.shape == (len(names), 1280) and features.dtype == np.float32
+    assert {names[row] for row in failures} == set(BAD)
+    for row, reason in failures.items():
+        assert BAD[names[row]] in reason
+        assert not features[row].any()
+    for row, name in enumerate(names):
+        if name in GOOD:
+            assert np.isfinite(features[row]).all() and features[row].std() > 0, name
+
+
+def test_images_are_read_by_content_not_by_name(extracted):
+    names, features, _ = extracted
+    png, bmp = features[names.index("png_as_jpg")], features[names.index("bmp_same_pixels")]
+    np.testing.assert_allclose(png, bmp, rtol=1e-4, atol=1e-4)  # same pixels, same features
+    assert not np.allclose(features[names.index("jpeg")], png, atol=1e-2)
+
+
+def test_public_view_and_split_logging(images, tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("FGLAB_CACHE", str(tmp_path / "home-cache"))
+    paths = [images["jpeg"], None, images["tiny"]]
+    features, failures = extract_image_features(paths, "image:efficientnet-lite0")
+    assert features.shape == (3, 1280) and sorted(failures) == [1, 2]
+    assert features[0].any()
+    assert len(list((tmp_path / "home-cache" / "features").rglob("*.npy"))) == 1  # $FGLAB_CACHE
+    split = Split("test", ["t1", "t2", "t3"], ["img-a", "img-b", "img-c"], np.zeros(3, int),
+                  ["x"] * 3, ["x"] * 3, paths)
+    with caplog.at_level(logging.WARNING):
+        view = extract_image_view(split, "image:efficientnet-lite0")
+    np.testing.assert_allclose(view, features, atol=1e-6)  # second time: from the cache
+    assert "img-b" in caplog.text and "img-c" in caplog.text and "too small" in caplog.text
+    with pytest.raises(ValueError, match="unknown image view"):
+        extract_image_features(paths, "image:resnet", tmp_path)
