@@ -11,7 +11,9 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = ("fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.search")
+COMMAND_MODULES = (
+    "fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.search", "fglab.cli.train",
+)
 COMMAND_MODULES = (*COMMAND_MODULES, "fglab.cli.features")
 
 

@@ -66,6 +66,7 @@ def train_stage(
         result.best_score = meta["best_score"]
         if meta["done"]:
             logger.info("stage %s: finished earlier, loaded from %s", stage, store.directory)
+            module.eval()
             return result
         restore_optimizer(optimizer, optim_tensors, meta["optimizer"])
         start = result.resumed_from = meta["epoch"]

@@ -1,0 +1,61 @@
+"""``fglab train NAME --method M --out RUN`` and ``fglab evaluate RUN``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from fglab.pipeline import RetrievalPipeline, evaluate_pipeline, train_pipeline
+from fglab.registry import method_names
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train one method and save it as a run")
+    parser.add_argument("name", help="data set name, e.g. eng-wiki")
+    parser.add_argument("--method", default="fglab", help=f"one of: {', '.join(method_names())}")
+    parser.add_argument("--out", type=Path, required=True, help="run folder (resumed if present)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--config", type=Path, default=None, help="JSON file with fglab options (see config.json)"
+    )
+    parser.set_defaults(func=run_train)
+    evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
+    evaluate.add_argument("run", type=Path, help="run folder written by fglab train")
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _print_metrics(metrics: dict) -> None:
+    print(f"{metrics['method']} on {metrics['dataset']} (test split)")
+    for name in ("map_all", "map_100"):
+        values = metrics[name]
+        print(
+            f"  {name}: img->txt {values['img2txt']:.4f}  txt->img {values['txt2img']:.4f}  "
+            f"avg {values['avg']:.4f}"
+        )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    # The loop logs resumption as a warning; show the epoch progress as well.
+    logging.getLogger("fglab.training").setLevel(logging.INFO)
+    config = json.loads(args.config.read_text(encoding="utf-8")) if args.config else None
+    if (args.out / "checkpoints").is_dir():
+        print(f"found checkpoints in {args.out / 'checkpoints'}: resuming where they stop")
+    pipeline, metrics = train_pipeline(
+        args.name, args.method, args.out, args.seed, args.data_root, config
+    )
+    for stage in getattr(pipeline.method, "stages_", {}).values():
+        if stage.resumed_from is not None:
+            print(f"stage {stage.stage}: resumed after epoch {stage.resumed_from + 1}")
+        print(f"stage {stage.stage}: chose epoch {stage.best_epoch + 1} "
+              f"(validation {stage.best_score:.4f})")
+    _print_metrics(metrics)
+    print(f"saved run to {args.out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    pipeline = RetrievalPipeline.load(args.run)
+    _print_metrics(evaluate_pipeline(pipeline, args.run, args.data_root))
+    return 0

@@ -1,0 +1,69 @@
+"""Saving and loading a fitted fglab method: JSON config and vocabulary, safetensors weights
+(the network and the word graph's Laplacian)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save as save_tensors
+from scipy import sparse
+
+from fglab.config import FGLabConfig
+from fglab.io import atomic_write_bytes, atomic_write_text
+from fglab.models.siamese import CrossModalNetwork
+
+if TYPE_CHECKING:
+    from fglab.training.fglab_method import FGLabMethod
+
+CONFIG_FILE, STATE_FILE, WEIGHTS_FILE = "config.json", "state.json", "weights.safetensors"
+
+
+def save_method(method: FGLabMethod, directory: Path) -> None:
+    """``directory``/config.json, state.json (vocabulary, selection history), weights."""
+    method.config.save(directory / CONFIG_FILE)
+    state = {
+        "vocabulary": method.vocabulary_,
+        "language": method.language_,
+        "n_image_features": int(method.network_.image.mean.shape[0]),
+        "siamese_map": getattr(method, "siamese_map_", None),
+        "stages": {name: vars(stage) for name, stage in method.stages_.items()},
+    }
+    atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1))
+    tensors = {f"network.{k}": v.contiguous() for k, v in method.network_.state_dict().items()}
+    if method.laplacian_ is not None:
+        coo = sparse.coo_matrix(method.laplacian_)
+        tensors["graph.indices"] = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        tensors["graph.values"] = torch.from_numpy(coo.data.astype(np.float64))
+    atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(tensors))
+
+
+def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
+    for name in (CONFIG_FILE, STATE_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"fglab model in {directory}: {name} is missing")
+    method = cls(FGLabConfig.load(directory / CONFIG_FILE))
+    state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+    method.vocabulary_, method.language_ = state["vocabulary"], state["language"]
+    method.siamese_map_ = state["siamese_map"]
+    with safe_open(directory / WEIGHTS_FILE, framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    n = len(method.vocabulary_)
+    method.laplacian_ = None
+    if "graph.indices" in tensors:
+        rows, cols = tensors["graph.indices"].numpy()
+        method.laplacian_ = sparse.csr_matrix(
+            (tensors["graph.values"].numpy(), (rows, cols)), shape=(n, n)
+        )
+    method.network_ = CrossModalNetwork(
+        n, state["n_image_features"], method.config.model, method.laplacian_
+    )
+    weights = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("network.")}
+    method.network_.load_state_dict(weights)
+    method.network_.eval()
+    method.stages_ = {}
+    return method

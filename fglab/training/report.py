@@ -1,0 +1,111 @@
+"""The hardness report: what the siamese network made of the training pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fglab.data.tokenize import make_tokenizer
+from fglab.io import atomic_write, atomic_write_text
+from fglab.labels import hardness, similarity_labels
+from fglab.method import ReportContext
+
+if TYPE_CHECKING:
+    from fglab.training.fglab_method import FGLabMethod
+
+N_HARDEST = 5
+
+
+def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportContext) -> None:
+    """hardness.json (siamese text->text MAP, label statistics), label_histograms.png and
+    hardest_pairs.txt; with uniform labels only hardness.json, saying so."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = method.config.labels
+    summary: dict = {"label_mode": config.mode, "strength": config.strength}
+    if method.similarity_ is None:
+        summary["note"] = "uniform labels: no siamese network was trained"
+        atomic_write_text(out_dir / "hardness.json", json.dumps(summary, indent=2))
+        return
+    data = method.report_data_
+    h, positive = method.similarity_, data["positive"]
+    off = ~np.eye(len(h), dtype=bool)
+    labels = similarity_labels(h, config)
+    siamese = method.stages_["siamese"]
+    summary.update(
+        siamese_text2text_map_validation=siamese.best_score,
+        siamese_best_epoch=siamese.best_epoch,
+        positive_pairs=int((positive & off).sum()),
+        negative_pairs=int((~positive).sum()),
+        mean_label_positive=float(labels[positive & off].mean()),
+        mean_label_negative=float(labels[~positive].mean()),
+        mean_hardness_positive=float(hardness(labels, positive)[positive & off].mean()),
+        mean_hardness_negative=float(hardness(labels, positive)[~positive].mean()),
+    )
+    atomic_write_text(out_dir / "hardness.json", json.dumps(summary, indent=2))
+    _plot_histograms(labels[positive & off], labels[~positive], out_dir / "label_histograms.png")
+    rows = _context_rows(data["tokens"], method.vocabulary_, method.language_, context)
+    text = _hardest_pairs_text(h, positive & off, ~positive, data["labels"], rows, context)
+    atomic_write_text(out_dir / "hardest_pairs.txt", text)
+
+
+def _plot_histograms(pos: np.ndarray, neg: np.ndarray, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, values, title in ((axes[0], pos, "positives"), (axes[1], neg, "negatives")):
+        ax.hist(values, bins=np.linspace(0, 1, 21), color="tab:blue")
+        ax.set_title(f"labels of {title} ({len(values)} pairs)")
+        ax.set_xlabel("siamese text similarity h (label)")
+    axes[0].set_ylabel("pairs")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def _context_rows(
+    tokens: list[list[str]] | None, vocabulary: list[str], language: str, context: ReportContext
+) -> list[int | None]:
+    """The context row of each fitted text, matched by its in-vocabulary words (the method sees
+    a subset of the training split, not its row numbers); None where no text matches."""
+    if tokens is None:
+        return []
+    vocab = set(vocabulary)
+    tokenizer = make_tokenizer(language)
+    index: dict[tuple[str, ...], int] = {}
+    for row, text in enumerate(context.texts):
+        index.setdefault(tuple(w for w in tokenizer(text) if w in vocab), row)
+    return [index.get(tuple(w for w in doc if w in vocab)) for doc in tokens]
+
+
+def _describe(i: int, rows: list[int | None], labels: np.ndarray, context: ReportContext) -> str:
+    category = context.categories[labels[i]] if labels[i] < len(context.categories) else labels[i]
+    row = rows[i] if i < len(rows) else None
+    if row is None:
+        return f"[{category}] (training row {i})"
+    snippet = " ".join(context.texts[row].split())[:160]
+    return f"[{category}] text {context.text_ids[row]} / image {context.image_ids[row]}: {snippet}"
+
+
+def _hardest_pairs_text(h, pos_mask, neg_mask, labels, rows, context: ReportContext) -> str:
+    lines = ["Hardest pairs by the siamese text similarity h (scaled to [0, 1]).", ""]
+    for title, mask, sign in (
+        ("Hardest positives (same category, least similar texts)", pos_mask, 1.0),
+        ("Hardest negatives (different categories, most similar texts)", neg_mask, -1.0),
+    ):
+        lines.append(title + ":")
+        upper = np.triu(mask, k=1)
+        candidates = np.flatnonzero(upper)
+        order = candidates[np.argsort(sign * h.ravel()[candidates], kind="stable")[:N_HARDEST]]
+        for flat in order:
+            i, j = np.unravel_index(flat, h.shape)
+            lines.append(f"  h = {h[i, j]:.3f}")
+            lines.append("    " + _describe(i, rows, labels, context))
+            lines.append("    " + _describe(j, rows, labels, context))
+        lines.append("")
+    return "\n".join(lines)
