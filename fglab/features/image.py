@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,16 +195,16 @@ def extract(
         else:
             todo.setdefault(key, []).append(row)
     if todo:
-        first_rows = [rows[0] for rows in todo.values()]
-        computed, problems = _run_model(paths, first_rows, extractor, progress, batch_size,
-                                        num_workers)
-        for key, rows in todo.items():
-            if rows[0] in problems:
-                failures.update({row: problems[rows[0]] for row in rows})
+        rows_of = {rows[0]: (key, rows) for key, rows in todo.items()}
+        batches = _run_model(paths, list(rows_of), extractor, progress, batch_size, num_workers)
+        for row, vector, reason in batches:  # stored as each batch finishes
+            key, rows = rows_of[row]
+            if vector is None:
+                failures.update(dict.fromkeys(rows, reason))
                 continue
-            features[rows] = computed[rows[0]]
+            features[rows] = vector
             if cache is not None:
-                cache.put(key, computed[rows[0]])
+                cache.put(key, vector)
     return features, dict(sorted(failures.items()))
 
 
@@ -214,8 +215,9 @@ def _run_model(
     progress: bool,
     batch_size: int,
     num_workers: int,
-) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """Features of ``rows`` (decoded in workers, batched through the model) and problems."""
+) -> Iterator[tuple[int, np.ndarray | None, str]]:
+    """(row, features or None, problem) for each of ``rows``, decoded in workers and run
+    through the model in batches."""
     from tqdm import tqdm
 
     model = None  # loaded at the first decodable batch: all-failed runs need none
@@ -224,16 +226,14 @@ def _run_model(
         _ImageFiles(paths, rows, extractor), batch_size=batch_size, num_workers=workers,
         prefetch_factor=4 if workers else None,
     )
-    computed: dict[int, np.ndarray] = {}
-    problems: dict[int, str] = {}
     with tqdm(total=len(rows), desc="image features", unit="img", disable=not progress) as bar:
         for batch_rows, pixels, reasons in loader:
             good = [i for i, reason in enumerate(reasons) if not reason]
-            problems.update({int(batch_rows[i]): r for i, r in enumerate(reasons) if r})
+            vectors: dict[int, np.ndarray] = {}
             if good:
                 model = model if model is not None else load_model(extractor)
                 with torch.inference_mode():
-                    vectors = model(pixels[good]).numpy()
-                computed.update(zip(batch_rows[good].tolist(), vectors, strict=True))
+                    vectors = dict(zip(good, model(pixels[good]).numpy(), strict=True))
+            for i, (row, reason) in enumerate(zip(batch_rows.tolist(), reasons, strict=True)):
+                yield row, vectors.get(i), reason
             bar.update(len(reasons))
-    return computed, problems
