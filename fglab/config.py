@@ -48,6 +48,8 @@ class TrainingConfig:
     margin: float = 0.8
     lam: float = 0.35
     patience: int = 8  # stop after this many epochs without a better validation MAP
+    # Weight of a cross-entropy term of a classifier shared by both branches (0: off).
+    class_weight: float = 0.0
 
 
 @dataclass

@@ -11,6 +11,8 @@ from fglab.models.image_branch import ImageBranch
 from fglab.models.scorer import DualPathScorer, unit
 from fglab.models.text_branch import TextBranch
 
+CLASS_LOGIT_SCALE = 10.0  # unit-length inputs: scaled so that softmax can become confident
+
 
 class SiameseTextNetwork(nn.Module):
     """One text branch applied to both texts of a pair (shared weights), scored like the
@@ -38,15 +40,28 @@ class CrossModalNetwork(nn.Module):
         n_image_features: int,
         config: ModelConfig,
         laplacian: sparse.spmatrix | None,
+        n_classes: int = 0,
     ):
         super().__init__()
         self.text = TextBranch(n_words, config, laplacian)
         self.image = ImageBranch(n_image_features, config)
         self.scorer = DualPathScorer(config.embed_dim, config.dropout)
+        # Optional semantic supervision: one linear classifier shared by both branches.
+        self.classifier = nn.Linear(config.embed_dim, n_classes) if n_classes else None
+
+    def forward(self, texts: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Unit text and image embeddings and their (n_texts, n_images) scores."""
+        t, v = unit(self.text(texts)), unit(self.image(images))
+        return t, v, self.scorer.all_pairs(t, v)
 
     def all_pairs(self, texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """(n_texts, n_images) scores."""
-        return self.scorer.all_pairs(unit(self.text(texts)), unit(self.image(images)))
+        return self(texts, images)[2]
+
+    def class_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        if self.classifier is None:
+            raise ValueError("this network was built without a classifier (n_classes=0)")
+        return self.classifier(embeddings * CLASS_LOGIT_SCALE)
 
     def encode_texts(self, texts: torch.Tensor) -> torch.Tensor:
         return self.scorer.fold(unit(self.text(texts)))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import sparse
 from sklearn.model_selection import train_test_split
 
@@ -132,9 +133,11 @@ class FGLabMethod(RetrievalMethod):
     def _fit_model(self, texts, images, labels, weights, validation: FeatureSet, store) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed + 1)
+        n_classes = int(labels.max()) + 1 if cfg.training.class_weight > 0 else 0
         self.network_ = CrossModalNetwork(
-            self._n_words(), images.shape[1], cfg.model, self.laplacian_
+            self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes
         )
+        targets = torch.from_numpy(labels).long()
         self.network_.image.set_standardization(images.numpy())
         same = torch.from_numpy(labels[:, None] == labels[None, :])
 
@@ -142,11 +145,18 @@ class FGLabMethod(RetrievalMethod):
             pos = same[rows][:, rows]
             if pos.all():
                 return None
-            scores = self.network_.all_pairs(texts[rows], images[rows])
+            t, v, scores = self.network_(texts[rows], images[rows])
             w = weights[rows][:, rows] if weights is not None else None
-            return weighted_pairwise_similarity_loss(
+            loss = weighted_pairwise_similarity_loss(
                 scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
             )
+            if self.network_.classifier is not None:
+                y = targets[rows]
+                semantic = F.cross_entropy(self.network_.class_logits(t), y) + F.cross_entropy(
+                    self.network_.class_logits(v), y
+                )
+                loss = loss + cfg.training.class_weight * semantic / 2
+            return loss
 
         def validate() -> float:
             sim = self.similarity(validation.images, validation.texts)

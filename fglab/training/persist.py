@@ -30,6 +30,7 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         "vocabulary": method.vocabulary_,
         "language": method.language_,
         "n_image_features": int(method.network_.image.mean.shape[0]),
+        "n_classes": method.network_.classifier.out_features if method.network_.classifier else 0,
         "siamese_map": getattr(method, "siamese_map_", None),
         "stages": {name: vars(stage) for name, stage in method.stages_.items()},
     }
@@ -60,7 +61,7 @@ def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
             (tensors["graph.values"].numpy(), (rows, cols)), shape=(n, n)
         )
     method.network_ = CrossModalNetwork(
-        n, state["n_image_features"], method.config.model, method.laplacian_
+        n, state["n_image_features"], method.config.model, method.laplacian_, state["n_classes"]
     )
     weights = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("network.")}
     method.network_.load_state_dict(weights)
