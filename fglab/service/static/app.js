@@ -37,13 +37,14 @@ function card(hit) {
     node.append(img);
   } else {
     node.append(el("div", "noimage", hit.modality === "image"
-      ? "image features only (no image file)" : "article"));
+      ? "no image file (features only)" : "article"));
   }
   const body = el("div", "body");
   const head = el("div", "head");
   head.append(el("span", "category", hit.category || "uncategorized"),
     el("span", "score", hit.score.toFixed(3)));
-  body.append(head, el("div", "title", hit.title || hit.id), el("p", "snippet", hit.snippet));
+  const title = (hit.title || hit.id).replace(/_/g, " ");
+  body.append(head, el("div", "title", title), el("p", "snippet", hit.snippet));
   node.append(body);
   node.addEventListener("click", () => openItem(hit.id));
   node.addEventListener("keydown", (e) => { if (e.key === "Enter") openItem(hit.id); });
@@ -98,7 +99,7 @@ async function searchImage(event) {
 async function openItem(id) {
   try {
     const item = await readJson(await fetch(`/items/${encodeURIComponent(id)}`));
-    $("item-title").textContent = item.title || item.id;
+    $("item-title").textContent = (item.title || item.id).replace(/_/g, " ");
     $("item-meta").textContent = `${item.category || "uncategorized"} \u00b7 ${item.modality} \u00b7 ${item.source}`;
     if (item.image_url) $("item-image").src = item.image_url;
     else $("item-image").removeAttribute("src");
