@@ -20,11 +20,12 @@ class ModelConfig:
 
     text_branch: str = "gcn"
     embed_dim: int = 512
-    hidden_dim: int = 1024
+    hidden_dim: int = 512
     graph_k: int = 8
     cheb_k: int = 3
-    gcn_filters: tuple[int, int] = (1, 4)
+    gcn_filters: tuple[int, ...] = (4, 1)  # filters of each Chebyshev layer
     dropout: float = 0.4
+    image_hidden_dim: int = 512  # 0: the image branch is one linear map
     signal_scale: float = 10.0  # tf-idf rows are unit length: scale them so biases do not win
 
     def __post_init__(self) -> None:
@@ -39,15 +40,15 @@ class ModelConfig:
 class TrainingConfig:
     """Adam with per-epoch exponential decay; the epoch is chosen by validation MAP."""
 
-    epochs: int = 30
-    siamese_epochs: int = 20
+    epochs: int = 15
+    siamese_epochs: int = 8
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-4
     lr_decay: float = 0.95
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-3
     margin: float = 0.8
     lam: float = 0.35
-    patience: int = 8  # stop after this many epochs without a better validation MAP
+    patience: int = 4  # stop after this many epochs without a better validation MAP
     # Weight of a cross-entropy term of a classifier shared by both branches (0: off).
     class_weight: float = 0.0
 

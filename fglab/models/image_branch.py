@@ -10,19 +10,26 @@ from fglab.config import ModelConfig
 
 
 class ImageBranch(nn.Module):
-    """Standardize (training mean/std, kept as buffers), then Linear-BN-ReLU-Dropout-Linear."""
+    """Standardize (training mean/std, kept as buffers), then Linear-BN-ReLU-Dropout-Linear,
+    or (``image_hidden_dim=0``) dropout and one linear map."""
 
     def __init__(self, n_features: int, config: ModelConfig) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
-        self.net = nn.Sequential(
-            nn.Linear(n_features, config.hidden_dim),
-            nn.BatchNorm1d(config.hidden_dim),
-            nn.ReLU(),
-            nn.Dropout(config.dropout),
-            nn.Linear(config.hidden_dim, config.embed_dim),
-        )
+        hidden = config.image_hidden_dim
+        if hidden > 0:
+            self.net = nn.Sequential(
+                nn.Linear(n_features, hidden),
+                nn.BatchNorm1d(hidden),
+                nn.ReLU(),
+                nn.Dropout(config.dropout),
+                nn.Linear(hidden, config.embed_dim),
+            )
+        else:  # weak features (e.g. 128-d SIFT): a linear map overfits less
+            self.net = nn.Sequential(
+                nn.Dropout(config.dropout / 2), nn.Linear(n_features, config.embed_dim)
+            )
 
     def set_standardization(self, features: np.ndarray) -> None:
         features = np.asarray(features, dtype=np.float32)

@@ -1,6 +1,6 @@
 """The fglab methods for the registry: ``fglab`` (fine-grained labels), ``fglab-uniform``
-(the same network and training with all labels equal) and ``fglab-mlp`` (fine-grained labels,
-text branch without the graph: the graph's comparison)."""
+(the same network and training with all labels equal) and ``fglab-mlp`` (as fglab-uniform,
+but the text branch without the graph: the comparison that shows what the graph adds)."""
 
 from __future__ import annotations
 
@@ -39,5 +39,9 @@ METHOD_SPECS: list[MethodSpec] = [
     MethodSpec(
         "fglab-uniform", fglab_builder(label_mode="uniform"), "fglab with all labels equal"
     ),
-    MethodSpec("fglab-mlp", fglab_builder(text_branch="mlp"), "fglab with an MLP text branch"),
+    MethodSpec(
+        "fglab-mlp",
+        fglab_builder(label_mode="uniform", text_branch="mlp"),
+        "fglab-uniform with an MLP text branch (no word graph)",
+    ),
 ]
