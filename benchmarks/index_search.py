@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument(
         "--hnsw-max",
         type=int,
-        default=1_000_000,
+        default=200_000,
         help="skip HNSW above this size (its build is the slow part)",
     )
     parser.add_argument("--threads", type=int, default=2, help="threads for building")
