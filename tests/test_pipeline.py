@@ -37,8 +37,8 @@ def test_save_load_round_trip_gives_identical_scores(trained_run, eng_wiki, tmp_
     second = RetrievalPipeline.load(tmp_path / "copy")
     images2, texts2 = second.encode_split(eng_wiki.test)
     assert np.array_equal(images @ texts.T, images2 @ texts2.T)
-    raw = second.encode_texts(eng_wiki.test.texts[:3])
-    assert np.array_equal(raw, texts[:3])
+    raw = second.encode_texts(eng_wiki.test.texts[:3])  # raw strings, another batch size
+    np.testing.assert_allclose(raw, texts[:3], atol=1e-5)
 
 
 def test_pipeline_scores_rank_like_the_method_on_built_features(trained_run, eng_wiki):
