@@ -9,6 +9,8 @@ from fglab.cli import main
 from fglab.pipeline import RetrievalPipeline
 from tests.training.conftest import TINY_CONFIG
 
+pytestmark = pytest.mark.slow  # trains on the real eng-wiki
+
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, data_root, eng_wiki):

@@ -15,6 +15,7 @@ class Killed(RuntimeError):
     pass
 
 
+@pytest.mark.slow
 def test_a_few_epochs_on_eng_wiki_lower_the_loss(eng_wiki_features):
     train, _ = eng_wiki_features
     fit_rows, val_rows = validation_split(train.labels, 0)
@@ -29,6 +30,7 @@ def test_a_few_epochs_on_eng_wiki_lower_the_loss(eng_wiki_features):
     assert method.stages_["model"].best_score > 0.16
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_unbroken_run(
     tmp_path, eng_wiki_features
 ):
