@@ -90,7 +90,7 @@ def _dataset_pair(dataset, split, row: int, source: str) -> tuple[Item | None, I
     relative = Path(path).resolve().relative_to(dataset.path.resolve()).as_posix() if path else None
     common = {
         "category": category,
-        "title": split.titles[row],
+        "title": split.titles[row] or first_words(split.texts[row]),
         "text": split.texts[row],
         "image_path": relative,
         "source": source,
@@ -153,11 +153,17 @@ def _embed_manifest_images(
     return EmbeddedItems(kept, embeddings, skipped)
 
 
+def first_words(text: str, length: int = 40) -> str:
+    """A title for an untitled text: its first words (or characters, for Chinese)."""
+    words = " ".join(text.split())
+    return words if len(words) <= length else words[:length].rstrip() + "\u2026"
+
+
 def _manifest_item(row, modality: str, source: str, root: Path) -> Item:
     prefix = "img-" if modality == "image" else "txt-"
     text = row.text or ""
     image = row.image_path.relative_to(root).as_posix() if row.image_path else None
-    title = " ".join(text.split()[:8]) if text else (row.image_path.name if row.image_path else "")
+    title = first_words(text) if text else (row.image_path.name if row.image_path else "")
     return Item(f"{prefix}{row.id}", modality, row.id, row.label, title, text, image, source)
 
 
