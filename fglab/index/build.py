@@ -52,8 +52,8 @@ def check_image_search(pipeline) -> None:
         raise ValueError(
             f"the run ({pipeline.dataset_name}, {pipeline.method_name}) uses the image view "
             f"{pipeline.image_view!r}, which ships as precomputed features: it cannot embed an "
-            "image file. Train on a data set with image files (e.g. chinese-news) or a manifest "
-            "to search by image."
+            "image file (eng-wiki ships SIFT features only). Search by image needs a run "
+            "trained on a data set with image files, e.g. chinese-news."
         )
 
 
