@@ -54,9 +54,6 @@ def check_report(dataset: CrossModalDataset, show_all: bool = False) -> str:
 
 
 def check_dataset(args: argparse.Namespace) -> int:
-    import logging
-
-    logging.getLogger("fglab.data.problems").setLevel(logging.ERROR)  # the report says it all
-    dataset = load_dataset(args.name, args.data_root)
+    dataset = load_dataset(args.name, args.data_root, log_problems_found=False)  # printed below
     print(check_report(dataset, args.all))
     return 0

@@ -87,11 +87,14 @@ class CrossModalDataset:
         return self.train if name == "train" else self.test
 
 
-def load_dataset(name: str, data_root: str | os.PathLike[str] | None = None) -> CrossModalDataset:
+def load_dataset(
+    name: str, data_root: str | os.PathLike[str] | None = None, log_problems_found: bool = True
+) -> CrossModalDataset:
     """Load data set ``name`` (a folder under the data root, or a path), skipping bad pairs.
 
-    Every problem found is recorded in ``dataset.problems`` and logged as a warning; a pair is
-    dropped only when it cannot be used (no text, no image, unknown category, ...).
+    Every problem found is recorded in ``dataset.problems`` and, unless ``log_problems_found``
+    is False, logged (skipped pairs as warnings); a pair is dropped only when it cannot be used
+    (no text, no image, unknown category, ...).
     """
     path = resolve_dataset_dir(name, data_root)
     for filename in [*SPLIT_FILES.values(), "categories.list"]:
@@ -112,7 +115,8 @@ def load_dataset(name: str, data_root: str | os.PathLike[str] | None = None) -> 
     stopwords_file = path / "stopwords.txt"
     stopwords = frozenset(_read_lines(stopwords_file)) if stopwords_file.is_file() else frozenset()
     dataset_name = Path(name).name
-    log_problems(problems, dataset_name)
+    if log_problems_found:
+        log_problems(problems, dataset_name)
     language = detect_language(splits["train"].texts[:200])
     return CrossModalDataset(
         name=dataset_name,
