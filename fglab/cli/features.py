@@ -4,7 +4,6 @@ image features, printing every image that failed with its id and reason."""
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 
@@ -27,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.getLogger("fglab.data.problems").setLevel(logging.ERROR)  # printed below instead
-    dataset = load_dataset(args.name, args.data_root)
+    dataset = load_dataset(args.name, args.data_root, log_problems_found=False)  # printed below
     if not dataset.has_images:
         raise ValueError(f"data set {dataset.name!r} has no images/ folder to extract from")
     skipped = [p for p in dataset.problems if p.kind in ("missing_image", "unreadable_image")]
