@@ -43,8 +43,8 @@ def _registry() -> dict[str, MethodSpec]:
 
 
 def _model_specs() -> list[MethodSpec]:
-    """The fglab model's methods (imported here: fglab.models.methods imports this module)."""
-    from fglab.models.methods import METHOD_SPECS
+    """The fglab model's methods (imported here: fglab.training.methods imports this module)."""
+    from fglab.training.methods import METHOD_SPECS
 
     return list(METHOD_SPECS)
 

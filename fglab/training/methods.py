@@ -19,8 +19,7 @@ def fglab_builder(
     saved in a run's config.json) overrides the defaults, then the fixed label mode / branch."""
 
     def build(seed: int = 0, config: dict[str, Any] | None = None, **_: object):
-        # Imported here: training sits above models in the layering, and the registry is
-        # read by layers below training.
+        # Imported on use: the registry lists these names without loading torch.
         from fglab.training.fglab_method import FGLabMethod
 
         settings = FGLabConfig.from_dict(config) if config else FGLabConfig()
