@@ -102,7 +102,7 @@ def run_method(
 
 
 def write_results(
-    out_dir: Path, dataset: CrossModalDataset, results: list[MethodResult], seeds: list[int]
+    out_dir: Path, dataset: CrossModalDataset, summaries: dict[str, dict], seeds: list[int]
 ) -> dict:
     """results.json, results.md and pr_curves.png, each written atomically."""
     from fglab.evaluation.plots import plot_pr_curves
@@ -113,7 +113,7 @@ def write_results(
         "n_train": len(dataset.train),
         "n_test": len(dataset.test),
         "seeds": seeds,
-        "methods": {r.name: r.summary() for r in results},
+        "methods": summaries,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=2))
@@ -122,30 +122,62 @@ def write_results(
     return payload
 
 
+def previous_summaries(out_dir: Path, dataset_name: str, seeds: list[int]) -> dict[str, dict]:
+    """Methods already finished in ``out_dir/results.json`` for the same data set and seeds."""
+    path = out_dir / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        logger.warning("ignoring unreadable %s: %s", path, error)
+        return {}
+    if payload.get("dataset") != dataset_name or payload.get("seeds") != seeds:
+        return {}
+    return dict(payload.get("methods", {}))
+
+
 def reproduce(
     dataset_name: str,
     method_names: list[str],
     n_seeds: int,
     out_dir: Path,
     data_root: str | None = None,
-    on_method_done: Callable[[MethodResult], None] | None = None,
+    on_method_done: Callable[[str, dict, bool], None] | None = None,
     on_run: Callable[[], None] | None = None,
+    fresh: bool = False,
 ) -> dict:
-    """Run every method with seeds 0..n_seeds-1; returns what results.json holds."""
+    """Run every method with seeds 0..n_seeds-1; returns what results.json holds.
+
+    Results are written after each method, so a killed run keeps what it finished; run again
+    with the same data set and seeds, it reuses those methods (``fresh=True`` reruns all).
+    ``on_method_done(name, summary, reused)`` is called as each method completes.
+    """
     if n_seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {n_seeds}")
     for name in method_names:
         get_method(name)  # fail before any work on an unknown name
     dataset = load_dataset(dataset_name, data_root)
     seeds = list(range(n_seeds))
+    previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds)
     feature_cache: dict[tuple[str, str], tuple[FeatureSet, FeatureSet]] = {}
-    results = []
+    summaries: dict[str, dict] = {}
+    payload: dict = {}
     for name in method_names:
         views = method_views(dataset, name)
-        if views not in feature_cache:
-            feature_cache[views] = build_features(dataset, *views)
-        result = run_method(dataset, name, seeds, feature_cache[views], views, out_dir, on_run)
-        results.append(result)
+        summary = previous.get(name)
+        reused = summary is not None and (summary["image_view"], summary["text_view"]) == views
+        if reused:
+            for _ in seeds:
+                if on_run is not None:
+                    on_run()
+        else:
+            if views not in feature_cache:
+                feature_cache[views] = build_features(dataset, *views)
+            features = feature_cache[views]
+            summary = run_method(dataset, name, seeds, features, views, out_dir, on_run).summary()
+        summaries[name] = summary
+        payload = write_results(out_dir, dataset, summaries, seeds)
         if on_method_done is not None:
-            on_method_done(result)
-    return write_results(out_dir, dataset, results, seeds)
+            on_method_done(name, summary, reused)
+    return payload

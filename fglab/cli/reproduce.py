@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fglab.evaluation.tables import HEADER, method_row
-from fglab.experiments import MethodResult, reproduce
+from fglab.experiments import reproduce
 from fglab.registry import method_names
 
 
@@ -22,6 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seeds", type=int, default=5, help="runs per method (default 5)")
     parser.add_argument("--out", type=Path, default=None, help="default: results/NAME")
+    parser.add_argument(
+        "--fresh", action="store_true",
+        help="rerun every method, even those already in OUT/results.json for the same seeds",
+    )
     parser.set_defaults(func=run)
 
 
@@ -32,13 +36,14 @@ def run(args: argparse.Namespace) -> int:
     print("|" + "---|" * 8)
     with tqdm(total=len(methods) * args.seeds, desc=args.name, unit="run", leave=False) as bar:
 
-        def done(result: MethodResult) -> None:
-            bar.set_postfix_str(result.name)
-            tqdm.write(method_row(result.name, result.summary()))
+        def done(name: str, summary: dict, reused: bool) -> None:
+            bar.set_postfix_str(name)
+            note = " (reused from an earlier run; --fresh reruns it)" if reused else ""
+            tqdm.write(method_row(name, summary) + note)
 
         reproduce(
             args.name, methods, args.seeds, out_dir, args.data_root,
-            on_method_done=done, on_run=lambda: bar.update(1),
+            on_method_done=done, on_run=lambda: bar.update(1), fresh=args.fresh,
         )
     print(f"\nwrote {out_dir / 'results.json'}, results.md and pr_curves.png")
     return 0

@@ -55,3 +55,21 @@ def test_unknown_method_is_a_clear_error(tmp_path, capsys):
 def test_unknown_dataset_is_a_clear_error(tmp_path, capsys):
     assert main(["--data-root", str(tmp_path), "datasets", "check", "nope"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_second_run_reuses_finished_methods(eng_wiki, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    assert main(["reproduce", "eng-wiki", "--methods", "random", "--seeds", "1",
+                 "--out", str(out_dir)]) == 0
+    first = json.loads((out_dir / "results.json").read_text())
+    capsys.readouterr()
+    assert main(["reproduce", "eng-wiki", "--methods", "random,pls", "--seeds", "1",
+                 "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert "| random |" in printed and "reused" in printed
+    second = json.loads((out_dir / "results.json").read_text())
+    assert second["methods"]["random"] == first["methods"]["random"]
+    assert "pls" in second["methods"]
+    assert main(["reproduce", "eng-wiki", "--methods", "random", "--seeds", "1", "--fresh",
+                 "--out", str(out_dir)]) == 0
+    assert "reused" not in capsys.readouterr().out
