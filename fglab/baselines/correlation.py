@@ -51,29 +51,27 @@ class _CrossDecompositionRetrieval(RetrievalMethod):
         self.model_ = self._make_model(n_components).fit(
             self.image_scaler_.transform(images), self.text_scaler_.transform(texts)
         )
-        self.image_mean_ = self._project_images(train.images).mean(axis=0)
-        self.text_mean_ = self._project_texts(train.texts).mean(axis=0)
+        self.image_mean_ = self.project_images(train.images).mean(axis=0)
+        self.text_mean_ = self.project_texts(train.texts).mean(axis=0)
         return self
 
-    def project(self, images: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Both modalities in the shared space, before normalization."""
-        return self._project_images(images), self._project_texts(texts)
-
-    def _project_images(self, images: np.ndarray) -> np.ndarray:
+    def project_images(self, images: np.ndarray) -> np.ndarray:
+        """Images in the shared space, before centering and normalization."""
         reduced = _reduce(self.image_pca_, np.asarray(images))
         return self.model_.transform(self.image_scaler_.transform(reduced))
 
-    def _project_texts(self, texts) -> np.ndarray:
+    def project_texts(self, texts) -> np.ndarray:
+        """Texts in the shared space (sklearn transforms y only beside an x: a zero x)."""
         dense = texts.toarray() if hasattr(texts, "toarray") else np.asarray(texts)
         scaled = self.text_scaler_.transform(_reduce(self.text_pca_, dense))
         dummy_x = np.zeros((len(dense), self.model_.x_weights_.shape[0]))
         return self.model_.transform(dummy_x, scaled)[1]
 
     def encode_images(self, images: np.ndarray) -> np.ndarray:
-        return centered_cosine(self._project_images(images), self.image_mean_)
+        return centered_cosine(self.project_images(images), self.image_mean_)
 
     def encode_texts(self, texts) -> np.ndarray:
-        return centered_cosine(self._project_texts(texts), self.text_mean_)
+        return centered_cosine(self.project_texts(texts), self.text_mean_)
 
 
 class CCARetrieval(_CrossDecompositionRetrieval):

@@ -117,7 +117,7 @@ class SemanticCorrelationMatching(SemanticMatching):
         self.cca_ = CCARetrieval().fit(train)
 
     def _image_inputs(self, images: np.ndarray) -> np.ndarray:
-        return self.cca_._project_images(images)
+        return self.cca_.project_images(images)
 
     def _text_inputs(self, texts) -> np.ndarray:
-        return self.cca_._project_texts(texts)
+        return self.cca_.project_texts(texts)
