@@ -10,6 +10,7 @@ from typing import Any
 from fglab.io import atomic_write_text
 
 TEXT_BRANCHES = ("gcn", "mlp")
+EMBEDDINGS = ("unit", "bounded")
 LABEL_MODES = ("uniform", "continuous", "binned")
 
 
@@ -25,14 +26,25 @@ class ModelConfig:
     cheb_k: int = 3
     gcn_filters: tuple[int, ...] = (4, 1)  # filters of each Chebyshev layer
     dropout: float = 0.4
-    image_hidden_dim: int = 512  # 0: the image branch is one linear map
+    image_hidden_dim: int = 0  # 0: the image branch is one linear map
+    # RBF kernel features (Nystroem landmarks) of the standardized image features before the
+    # image branch's layers; 0: none. gamma is ``image_kernel_gamma / n_features``.
+    image_kernel_landmarks: int = 1000
+    image_kernel_gamma: float = 1.0
     signal_scale: float = 10.0  # tf-idf rows are unit length: scale them so biases do not win
+    # How branch outputs become embeddings: "unit" (L2-normalized, cosine-like scores) or
+    # "bounded" (x * tanh(|x| / embedding_scale) / |x|: the direction carries the category,
+    # a length below 1 how sure the branch is, which ranking by score then uses).
+    embedding: str = "bounded"
+    embedding_scale: float = 10.0
 
     def __post_init__(self) -> None:
         if self.text_branch not in TEXT_BRANCHES:
             raise ValueError(
                 f"text_branch must be one of {TEXT_BRANCHES}, got {self.text_branch!r}"
             )
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         self.gcn_filters = tuple(int(f) for f in self.gcn_filters)
 
 
@@ -65,10 +77,15 @@ class LabelConfig:
     mode: str = "continuous"
     levels: int = 9
     strength: float = 1.0
+    # 1: one siamese network grades the texts it was trained on (the paper); K > 1: K
+    # cross-fitted networks, each pair graded by networks that did not see its texts.
+    teacher_folds: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in LABEL_MODES:
             raise ValueError(f"label mode must be one of {LABEL_MODES}, got {self.mode!r}")
+        if self.teacher_folds < 1:
+            raise ValueError(f"teacher_folds must be >= 1, got {self.teacher_folds}")
         if self.levels < 2:
             raise ValueError(f"label levels must be >= 2, got {self.levels}")
 

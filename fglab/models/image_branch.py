@@ -1,4 +1,5 @@
-"""The image branch: standardized image features -> fully connected layers -> the common space."""
+"""The image branch: standardized image features -> (RBF kernel features) -> fully connected
+layers -> the common space."""
 
 from __future__ import annotations
 
@@ -7,20 +8,29 @@ import torch
 from torch import nn
 
 from fglab.config import ModelConfig
+from fglab.models.kernel_map import RBFKernelMap
 
 
 class ImageBranch(nn.Module):
-    """Standardize (training mean/std, kept as buffers), then Linear-BN-ReLU-Dropout-Linear,
-    or (``image_hidden_dim=0``) dropout and one linear map."""
+    """Standardize (training mean/std, kept as buffers); with ``n_landmarks`` > 0 map to RBF
+    kernel features; then Linear-BN-ReLU-Dropout-Linear, or (``image_hidden_dim=0``) dropout
+    and one linear map."""
 
-    def __init__(self, n_features: int, config: ModelConfig) -> None:
+    def __init__(self, n_features: int, config: ModelConfig, n_landmarks: int = 0) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
+        self.kernel: RBFKernelMap | None = None
+        width = n_features
+        if n_landmarks > 0:
+            self.kernel = RBFKernelMap(
+                n_features, n_landmarks, config.image_kernel_gamma / n_features
+            )
+            width = n_landmarks
         hidden = config.image_hidden_dim
         if hidden > 0:
             self.net = nn.Sequential(
-                nn.Linear(n_features, hidden),
+                nn.Linear(width, hidden),
                 nn.BatchNorm1d(hidden),
                 nn.ReLU(),
                 nn.Dropout(config.dropout),
@@ -28,13 +38,29 @@ class ImageBranch(nn.Module):
             )
         else:  # weak features (e.g. 128-d SIFT): a linear map overfits less
             self.net = nn.Sequential(
-                nn.Dropout(config.dropout / 2), nn.Linear(n_features, config.embed_dim)
+                nn.Dropout(config.dropout / 2), nn.Linear(width, config.embed_dim)
             )
 
-    def set_standardization(self, features: np.ndarray) -> None:
+    @property
+    def n_landmarks(self) -> int:
+        return self.kernel.out_features if self.kernel is not None else 0
+
+    def fit_input_map(self, features: np.ndarray, seed: int = 0) -> None:
+        """Learn the standardization and, if there is one, the kernel map, from training
+        images."""
         features = np.asarray(features, dtype=np.float32)
         self.mean.copy_(torch.from_numpy(features.mean(axis=0)))
         self.std.copy_(torch.from_numpy(np.maximum(features.std(axis=0), 1e-6)))
+        if self.kernel is not None:
+            with torch.no_grad():
+                standardized = self.standardize(torch.from_numpy(features)).numpy()
+            self.kernel.fit(standardized, seed)
+
+    def standardize(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net((features - self.mean) / self.std)
+        x = self.standardize(features)
+        if self.kernel is not None:
+            x = self.kernel(x)
+        return self.net(x)

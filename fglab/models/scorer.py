@@ -31,3 +31,9 @@ class DualPathScorer(nn.Module):
 
 def unit(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x, dim=-1)
+
+
+def bounded(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """x * tanh(|x| / scale) / |x|: x's direction with a length in [0, 1)."""
+    norm = x.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    return x * torch.tanh(norm / scale) / norm

@@ -8,7 +8,7 @@ from torch import nn
 
 from fglab.config import ModelConfig
 from fglab.models.image_branch import ImageBranch
-from fglab.models.scorer import DualPathScorer, unit
+from fglab.models.scorer import DualPathScorer, bounded, unit
 from fglab.models.text_branch import TextBranch
 
 CLASS_LOGIT_SCALE = 10.0  # unit-length inputs: scaled so that softmax can become confident
@@ -41,17 +41,23 @@ class CrossModalNetwork(nn.Module):
         config: ModelConfig,
         laplacian: sparse.spmatrix | None,
         n_classes: int = 0,
+        n_image_landmarks: int = 0,
     ):
         super().__init__()
         self.text = TextBranch(n_words, config, laplacian)
-        self.image = ImageBranch(n_image_features, config)
+        self.image = ImageBranch(n_image_features, config, n_image_landmarks)
+        self.embedding, self.embedding_scale = config.embedding, config.embedding_scale
         self.scorer = DualPathScorer(config.embed_dim, config.dropout)
         # Optional semantic supervision: one linear classifier shared by both branches.
         self.classifier = nn.Linear(config.embed_dim, n_classes) if n_classes else None
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """A branch output as an embedding (unit length, or bounded length)."""
+        return unit(x) if self.embedding == "unit" else bounded(x, self.embedding_scale)
+
     def forward(self, texts: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Unit text and image embeddings and their (n_texts, n_images) scores."""
-        t, v = unit(self.text(texts)), unit(self.image(images))
+        """Text and image embeddings and their (n_texts, n_images) scores."""
+        t, v = self.embed(self.text(texts)), self.embed(self.image(images))
         return t, v, self.scorer.all_pairs(t, v)
 
     def all_pairs(self, texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -64,7 +70,7 @@ class CrossModalNetwork(nn.Module):
         return self.classifier(embeddings * CLASS_LOGIT_SCALE)
 
     def encode_texts(self, texts: torch.Tensor) -> torch.Tensor:
-        return self.scorer.fold(unit(self.text(texts)))
+        return self.scorer.fold(self.embed(self.text(texts)))
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return unit(self.image(images))
+        return self.embed(self.image(images))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import sparse
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from fglab.config import FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
@@ -99,17 +99,61 @@ class FGLabMethod(RetrievalMethod):
         return len(self.vocabulary_)
 
     def _fit_siamese(self, texts, labels, validation: FeatureSet, store) -> np.ndarray:
-        """Train the siamese text network; return scaled text-text similarities h (n x n)."""
+        """Train the siamese text network(s); return scaled text-text similarities h (n x n).
+
+        With ``teacher_folds`` = 1 one network is trained on all training texts and grades
+        them (as in the paper). With K > 1 the texts are split into K folds and network k is
+        trained without fold k; a pair (i, j) is graded by the networks that did not see i
+        and did not see j (the mean of their scaled similarities), so the grade of a text
+        reflects how a network that never saw it places it.
+        """
+        folds = self.config.labels.teacher_folds
+        if folds <= 1:
+            net = self._train_siamese(
+                texts, labels, np.arange(len(labels)), validation, store, "siamese"
+            )
+            self.siamese_map_ = self.stages_["siamese"].best_score
+            return scale_similarities(self._siamese_scores(net, texts))
+        fold_of = np.empty(len(labels), dtype=int)
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
+        for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+            fold_of[held_out] = k
+        h = np.zeros((len(labels), len(labels)))
+        scores = []
+        for k in range(folds):
+            stage = f"siamese-{k + 1}of{folds}"
+            net = self._train_siamese(
+                texts, labels, np.flatnonzero(fold_of != k), validation, store, stage
+            )
+            scores.append(self.stages_[stage].best_score)
+            similarity = scale_similarities(self._siamese_scores(net, texts))
+            unseen = fold_of == k
+            h[unseen, :] += similarity[unseen, :] / 2  # graded where i was not seen ...
+            h[:, unseen] += similarity[:, unseen] / 2  # ... and where j was not seen
+        self.siamese_map_ = float(np.mean(scores))
+        return h
+
+    @staticmethod
+    def _siamese_scores(net: SiameseTextNetwork, texts: torch.Tensor) -> np.ndarray:
+        embedded = _batched(net.embed, texts)
+        return (net.scorer.fold(embedded) @ embedded.T).detach().numpy()
+
+    def _train_siamese(
+        self, texts, labels, rows: np.ndarray, validation: FeatureSet, store, stage: str
+    ) -> SiameseTextNetwork:
+        """One siamese network trained on the training texts ``rows``, its epoch chosen by
+        text->text MAP of the validation texts against those texts."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         net = SiameseTextNetwork(self._n_words(), cfg.model, self.laplacian_)
+        texts, labels = texts[rows], labels[rows]
         same = torch.from_numpy(labels[:, None] == labels[None, :])
         val_texts = _dense(validation.texts)
 
-        def step(rows: np.ndarray) -> torch.Tensor | None:
-            scores = net.all_pairs(texts[rows])
-            off = ~torch.eye(len(rows), dtype=torch.bool)
-            pos = same[rows][:, rows]
+        def step(batch: np.ndarray) -> torch.Tensor | None:
+            scores = net.all_pairs(texts[batch])
+            off = ~torch.eye(len(batch), dtype=torch.bool)
+            pos = same[batch][:, batch]
             if not (pos & off).any() or (pos & off).sum() == off.sum():
                 return None
             return weighted_pairwise_similarity_loss(
@@ -121,24 +165,30 @@ class FGLabMethod(RetrievalMethod):
             gallery = _batched(net.embed, texts).numpy()
             return mean_average_precision(query @ gallery.T, validation.labels, labels)
 
-        self.stages_["siamese"] = train_stage(
-            "siamese", net, step, validate, len(labels), cfg.training.siamese_epochs,
-            cfg.training, cfg.seed, store, self.on_epoch_end,
+        self.stages_[stage] = train_stage(
+            stage,
+            net,
+            step,
+            validate,
+            len(labels),
+            cfg.training.siamese_epochs,
+            cfg.training,
+            cfg.seed,
+            store,
+            self.on_epoch_end,
         )
-        self.siamese_map_ = self.stages_["siamese"].best_score
-        embedded = _batched(net.embed, texts)
-        raw = (net.scorer.fold(embedded) @ embedded.T).detach().numpy()
-        return scale_similarities(raw)
+        return net
 
     def _fit_model(self, texts, images, labels, weights, validation: FeatureSet, store) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed + 1)
         n_classes = int(labels.max()) + 1 if cfg.training.class_weight > 0 else 0
+        landmarks = min(cfg.model.image_kernel_landmarks, len(images))
         self.network_ = CrossModalNetwork(
-            self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes
+            self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes, landmarks
         )
         targets = torch.from_numpy(labels).long()
-        self.network_.image.set_standardization(images.numpy())
+        self.network_.image.fit_input_map(images.numpy(), cfg.seed)
         same = torch.from_numpy(labels[:, None] == labels[None, :])
 
         def step(rows: np.ndarray) -> torch.Tensor | None:
@@ -164,8 +214,16 @@ class FGLabMethod(RetrievalMethod):
             return (mean_average_precision(sim, y, y) + mean_average_precision(sim.T, y, y)) / 2
 
         self.stages_["model"] = train_stage(
-            "model", self.network_, step, validate, len(labels), cfg.training.epochs,
-            cfg.training, cfg.seed, store, self.on_epoch_end,
+            "model",
+            self.network_,
+            step,
+            validate,
+            len(labels),
+            cfg.training.epochs,
+            cfg.training,
+            cfg.seed,
+            store,
+            self.on_epoch_end,
         )
 
     # -- encoding ------------------------------------------------------------------------

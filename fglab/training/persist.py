@@ -31,6 +31,7 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         "language": method.language_,
         "n_image_features": int(method.network_.image.mean.shape[0]),
         "n_classes": method.network_.classifier.out_features if method.network_.classifier else 0,
+        "n_image_landmarks": method.network_.image.n_landmarks,
         "siamese_map": getattr(method, "siamese_map_", None),
         "stages": {name: vars(stage) for name, stage in method.stages_.items()},
     }
@@ -61,7 +62,12 @@ def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
             (tensors["graph.values"].numpy(), (rows, cols)), shape=(n, n)
         )
     method.network_ = CrossModalNetwork(
-        n, state["n_image_features"], method.config.model, method.laplacian_, state["n_classes"]
+        n,
+        state["n_image_features"],
+        method.config.model,
+        method.laplacian_,
+        state["n_classes"],
+        state.get("n_image_landmarks", 0),
     )
     weights = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("network.")}
     method.network_.load_state_dict(weights)

@@ -33,10 +33,11 @@ def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportCon
     h, positive = method.similarity_, data["positive"]
     off = ~np.eye(len(h), dtype=bool)
     labels = similarity_labels(h, config)
-    siamese = method.stages_["siamese"]
+    teachers = [stage for name, stage in method.stages_.items() if name.startswith("siamese")]
     summary.update(
-        siamese_text2text_map_validation=siamese.best_score,
-        siamese_best_epoch=siamese.best_epoch,
+        siamese_text2text_map_validation=method.siamese_map_,
+        siamese_networks=len(teachers),
+        siamese_best_epochs=[stage.best_epoch for stage in teachers],
         positive_pairs=int((positive & off).sum()),
         negative_pairs=int((~positive).sum()),
         mean_label_positive=float(labels[positive & off].mean()),

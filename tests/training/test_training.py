@@ -60,6 +60,35 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_unbroken_run(
     unbroken = FGLabMethod(config, tmp_path / "unbroken").fit(fit, val)
     assert resumed.stages_["model"].history == unbroken.stages_["model"].history
     np.testing.assert_allclose(
-        resumed.similarity(val.images, val.texts), unbroken.similarity(val.images, val.texts),
+        resumed.similarity(val.images, val.texts),
+        unbroken.similarity(val.images, val.texts),
         atol=1e-6,
     )
+
+
+def test_cross_fitted_teacher_trains_a_network_per_fold_and_grades_every_pair(
+    eng_wiki_features,
+):
+    train, _ = eng_wiki_features
+    small = train.subset(np.arange(0, len(train), 4))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    config = FGLabConfig.from_dict(
+        {
+            **TINY_CONFIG,
+            "labels": {"teacher_folds": 2},
+            "training": {**TINY_CONFIG["training"], "epochs": 1},
+        }
+    )
+    method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
+    assert set(method.stages_) == {"siamese-1of2", "siamese-2of2", "model"}
+    folds = [method.stages_[f"siamese-{k}of2"].best_score for k in (1, 2)]
+    assert method.siamese_map_ == pytest.approx(np.mean(folds))
+    h = method.similarity_
+    assert h.shape == (len(fit_rows), len(fit_rows))
+    assert h.min() >= 0 and h.max() <= 1
+    np.testing.assert_allclose(h, h.T, atol=1e-5)
+
+
+def test_teacher_folds_must_be_positive():
+    with pytest.raises(ValueError, match="teacher_folds"):
+        FGLabConfig.from_dict({"labels": {"teacher_folds": 0}})
