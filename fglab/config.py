@@ -12,6 +12,7 @@ from fglab.io import atomic_write_text
 TEXT_BRANCHES = ("gcn", "mlp")
 EMBEDDINGS = ("unit", "bounded")
 LABEL_MODES = ("uniform", "continuous", "binned")
+TEACHERS = ("siamese", "sentence")
 
 
 @dataclass
@@ -80,10 +81,15 @@ class LabelConfig:
     # 1: one siamese network grades the texts it was trained on (the paper); K > 1: K
     # cross-fitted networks, each pair graded by networks that did not see its texts.
     teacher_folds: int = 1
+    # "siamese": the siamese text network grades pairs; "sentence": the cosine of pretrained
+    # sentence embeddings (MiniLM for English, multilingual e5 otherwise), no training.
+    teacher: str = "siamese"
 
     def __post_init__(self) -> None:
         if self.mode not in LABEL_MODES:
             raise ValueError(f"label mode must be one of {LABEL_MODES}, got {self.mode!r}")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
         if self.teacher_folds < 1:
             raise ValueError(f"teacher_folds must be >= 1, got {self.teacher_folds}")
         if self.levels < 2:

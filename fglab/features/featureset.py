@@ -18,6 +18,7 @@ class FeatureSet:
     vocabulary: list[str] | None = None  # names of the text columns for bag-of-words views
     tokens: list[list[str]] | None = None  # each text's words, for views built from words
     language: str = "en"  # "en" or "zh"
+    documents: list[str] | None = None  # the raw texts, for teachers that read sentences
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -33,7 +34,11 @@ class FeatureSet:
     def subset(self, rows: np.ndarray) -> FeatureSet:
         tokens = [self.tokens[i] for i in rows] if self.tokens is not None else None
         return FeatureSet(
-            self.images[rows], self.texts[rows], self.labels[rows], self.vocabulary, tokens,
+            self.images[rows],
+            self.texts[rows],
+            self.labels[rows],
+            self.vocabulary,
+            tokens,
             self.language,
         )
 

@@ -55,7 +55,11 @@ def build_features(
         )
     return (
         FeatureSet(
-            train_images, train_texts, dataset.train.labels, vocabulary, train_tokens,
+            train_images,
+            train_texts,
+            dataset.train.labels,
+            vocabulary,
+            train_tokens,
             dataset.language,
         ),
         FeatureSet(

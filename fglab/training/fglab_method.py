@@ -74,8 +74,11 @@ class FGLabMethod(RetrievalMethod):
         self.stages_: dict[str, StageResult] = {}
         self.similarity_ = None
         weights = None
-        if self.config.labels.mode != "uniform":
+        if self.config.labels.mode != "uniform" and self.config.labels.teacher == "sentence":
+            self.similarity_ = self._sentence_similarities(train, validation)
+        elif self.config.labels.mode != "uniform":
             self.similarity_ = self._fit_siamese(texts, labels, validation, store)
+        if self.similarity_ is not None:
             weights = torch.from_numpy(
                 pair_weights(self.similarity_, positive, self.config.labels).astype(np.float32)
             )
@@ -97,6 +100,21 @@ class FGLabMethod(RetrievalMethod):
 
     def _n_words(self) -> int:
         return len(self.vocabulary_)
+
+    def _sentence_similarities(self, train: FeatureSet, validation: FeatureSet) -> np.ndarray:
+        """Scaled cosines of pretrained sentence embeddings of the raw training texts; the
+        teacher's text->text MAP (validation texts against training texts) is kept."""
+        from fglab.features.sentence import embed_texts
+
+        if train.documents is None or validation.documents is None:
+            raise ValueError("the sentence teacher needs the raw texts (FeatureSet.documents)")
+        view = "text:minilm" if train.language == "en" else "text:e5"
+        embedded = embed_texts(train.documents, view, progress=True)
+        queries = embed_texts(validation.documents, view, progress=True)
+        self.siamese_map_ = mean_average_precision(
+            queries @ embedded.T, validation.labels, train.labels
+        )
+        return scale_similarities(embedded @ embedded.T)
 
     def _fit_siamese(self, texts, labels, validation: FeatureSet, store) -> np.ndarray:
         """Train the siamese text network(s); return scaled text-text similarities h (n x n).

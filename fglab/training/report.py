@@ -35,6 +35,8 @@ def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportCon
     labels = similarity_labels(h, config)
     teachers = [stage for name, stage in method.stages_.items() if name.startswith("siamese")]
     summary.update(
+        teacher=config.teacher,
+        teacher_folds=config.teacher_folds,
         siamese_text2text_map_validation=method.siamese_map_,
         siamese_networks=len(teachers),
         siamese_best_epochs=[stage.best_epoch for stage in teachers],

