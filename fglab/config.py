@@ -62,6 +62,9 @@ class TrainingConfig:
     margin: float = 0.8
     lam: float = 0.35
     patience: int = 4  # stop after this many epochs without a better validation MAP
+    # After choosing the epoch on validation, train again on all training pairs (fitting part
+    # plus validation part) for that many epochs, as the baselines refit with their chosen C.
+    refit: bool = False
     # Weight of a cross-entropy term of a classifier shared by both branches (0: off).
     class_weight: float = 0.0
 

@@ -68,24 +68,44 @@ class FGLabMethod(RetrievalMethod):
         self.language_ = train.language
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
         store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
+        refit = self.config.training.refit
         texts, images = _dense(train.texts), torch.from_numpy(train.images.astype(np.float32))
         labels = np.asarray(train.labels)
-        positive = labels[:, None] == labels[None, :]
+        n_fit = len(labels)
+        # With refit the teacher also grades the validation texts, which the final model
+        # trains on; it still learns from the fitting part only.
+        extra = _dense(validation.texts) if refit else texts[:0]
         self.stages_: dict[str, StageResult] = {}
         self.similarity_ = None
-        weights = None
         if self.config.labels.mode != "uniform" and self.config.labels.teacher == "sentence":
-            self.similarity_ = self._sentence_similarities(train, validation)
+            self.similarity_ = self._sentence_similarities(train, validation, refit)
         elif self.config.labels.mode != "uniform":
-            self.similarity_ = self._fit_siamese(texts, labels, validation, store)
-        if self.similarity_ is not None:
-            weights = torch.from_numpy(
-                pair_weights(self.similarity_, positive, self.config.labels).astype(np.float32)
-            )
+            self.similarity_ = self._fit_siamese(texts, labels, validation, store, extra)
+        positive = labels[:, None] == labels[None, :]
+        weights = self._weights(self.similarity_, positive, n_fit)
         self._fit_model(texts, images, labels, weights, validation, store)
-        self.report_data_ = {"labels": labels, "tokens": train.tokens, "positive": positive}
+        tokens = train.tokens
+        if refit:  # the epoch count is chosen; train again on all training pairs
+            epochs = self.stages_["model"].best_epoch + 1
+            texts = torch.cat([texts, extra])
+            images = torch.cat([images, torch.from_numpy(validation.images.astype(np.float32))])
+            labels = np.concatenate([labels, validation.labels])
+            positive = labels[:, None] == labels[None, :]
+            weights = self._weights(self.similarity_, positive, len(labels))
+            self._fit_model(texts, images, labels, weights, None, store, epochs, "refit")
+            tokens = (train.tokens or []) + (validation.tokens or [])
+        elif self.similarity_ is not None:
+            self.similarity_ = self.similarity_[:n_fit, :n_fit]
+        self.report_data_ = {"labels": labels, "tokens": tokens, "positive": positive}
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _weights(self, h: np.ndarray | None, positive: np.ndarray, n: int) -> torch.Tensor | None:
+        """Loss weights of the pairs among the first ``n`` rows (None: uniform labels)."""
+        if h is None:
+            return None
+        weights = pair_weights(h[:n, :n], positive[:n, :n], self.config.labels)
+        return torch.from_numpy(weights.astype(np.float32))
 
     def _split(self, train: FeatureSet) -> tuple[FeatureSet, FeatureSet]:
         rows = np.arange(len(train))
@@ -101,9 +121,12 @@ class FGLabMethod(RetrievalMethod):
     def _n_words(self) -> int:
         return len(self.vocabulary_)
 
-    def _sentence_similarities(self, train: FeatureSet, validation: FeatureSet) -> np.ndarray:
-        """Scaled cosines of pretrained sentence embeddings of the raw training texts; the
-        teacher's text->text MAP (validation texts against training texts) is kept."""
+    def _sentence_similarities(
+        self, train: FeatureSet, validation: FeatureSet, with_validation: bool
+    ) -> np.ndarray:
+        """Scaled cosines of pretrained sentence embeddings of the raw training texts (then
+        the validation texts, ``with_validation``); the teacher's text->text MAP (validation
+        texts against training texts) is kept."""
         from fglab.features.sentence import embed_texts
 
         if train.documents is None or validation.documents is None:
@@ -114,10 +137,15 @@ class FGLabMethod(RetrievalMethod):
         self.siamese_map_ = mean_average_precision(
             queries @ embedded.T, validation.labels, train.labels
         )
+        if with_validation:
+            embedded = np.vstack([embedded, queries])
         return scale_similarities(embedded @ embedded.T)
 
-    def _fit_siamese(self, texts, labels, validation: FeatureSet, store) -> np.ndarray:
-        """Train the siamese text network(s); return scaled text-text similarities h (n x n).
+    def _fit_siamese(
+        self, texts, labels, validation: FeatureSet, store, extra: torch.Tensor
+    ) -> np.ndarray:
+        """Train the siamese text network(s) on ``texts``; return scaled text-text
+        similarities h over ``texts`` followed by the ``extra`` texts, which no network sees.
 
         With ``teacher_folds`` = 1 one network is trained on all training texts and grades
         them (as in the paper). With K > 1 the texts are split into K folds and network k is
@@ -131,23 +159,31 @@ class FGLabMethod(RetrievalMethod):
                 texts, labels, np.arange(len(labels)), validation, store, "siamese"
             )
             self.siamese_map_ = self.stages_["siamese"].best_score
-            return scale_similarities(self._siamese_scores(net, texts))
-        fold_of = np.empty(len(labels), dtype=int)
+            return scale_similarities(self._siamese_scores(net, torch.cat([texts, extra])))
+        all_texts = torch.cat([texts, extra])
+        fold_of = np.full(len(all_texts), -1)  # -1: the extra texts, which no network sees
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
         for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
             fold_of[held_out] = k
-        h = np.zeros((len(labels), len(labels)))
+        total = np.zeros((len(all_texts), len(all_texts)))
+        count = np.zeros((len(all_texts), 1))
         scores = []
         for k in range(folds):
             stage = f"siamese-{k + 1}of{folds}"
             net = self._train_siamese(
-                texts, labels, np.flatnonzero(fold_of != k), validation, store, stage
+                texts,
+                labels,
+                np.flatnonzero(fold_of[: len(labels)] != k),
+                validation,
+                store,
+                stage,
             )
             scores.append(self.stages_[stage].best_score)
-            similarity = scale_similarities(self._siamese_scores(net, texts))
-            unseen = fold_of == k
-            h[unseen, :] += similarity[unseen, :] / 2  # graded where i was not seen ...
-            h[:, unseen] += similarity[:, unseen] / 2  # ... and where j was not seen
+            unseen = (fold_of == k) | (fold_of == -1)
+            total[unseen] += scale_similarities(self._siamese_scores(net, all_texts))[unseen]
+            count[unseen] += 1
+        by_first = total / count  # (i, j) graded by the networks that did not see i
+        h = (by_first + by_first.T) / 2  # ... and by those that did not see j
         self.siamese_map_ = float(np.mean(scores))
         return h
 
@@ -197,7 +233,18 @@ class FGLabMethod(RetrievalMethod):
         )
         return net
 
-    def _fit_model(self, texts, images, labels, weights, validation: FeatureSet, store) -> None:
+    def _fit_model(
+        self,
+        texts,
+        images,
+        labels,
+        weights,
+        validation: FeatureSet | None,
+        store,
+        epochs: int | None = None,
+        stage: str = "model",
+    ) -> None:
+        """Train the cross-modal network; without ``validation`` for exactly ``epochs``."""
         cfg = self.config
         torch.manual_seed(cfg.seed + 1)
         n_classes = int(labels.max()) + 1 if cfg.training.class_weight > 0 else 0
@@ -231,13 +278,13 @@ class FGLabMethod(RetrievalMethod):
             y = validation.labels
             return (mean_average_precision(sim, y, y) + mean_average_precision(sim.T, y, y)) / 2
 
-        self.stages_["model"] = train_stage(
-            "model",
+        self.stages_[stage] = train_stage(
+            stage,
             self.network_,
             step,
-            validate,
+            validate if validation is not None else None,
             len(labels),
-            cfg.training.epochs,
+            epochs or cfg.training.epochs,
             cfg.training,
             cfg.seed,
             store,

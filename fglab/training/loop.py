@@ -41,7 +41,7 @@ def train_stage(
     stage: str,
     module: nn.Module,
     step: Callable[[np.ndarray], torch.Tensor | None],
-    validate: Callable[[], float],
+    validate: Callable[[], float] | None,
     n_rows: int,
     epochs: int,
     config: TrainingConfig,
@@ -51,8 +51,10 @@ def train_stage(
 ) -> StageResult:
     """Train ``module`` for up to ``epochs`` epochs of shuffled batches of row indices;
     ``step(rows)`` returns the batch loss (None: skip the batch). Leaves ``module`` holding
-    the weights of the epoch with the best ``validate()`` score. Every epoch draws its shuffle
-    and dropout from (seed, stage, epoch), so a resumed run continues as the unbroken one."""
+    the weights of the epoch with the best ``validate()`` score (``validate=None``: the last
+    epoch, after all ``epochs``; the number of epochs was chosen before). Every epoch draws
+    its shuffle and dropout from (seed, stage, epoch), so a resumed run continues as the
+    unbroken one."""
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -73,12 +75,14 @@ def train_stage(
         start += 1
         logger.warning(
             "stage %s: resuming after epoch %d from the checkpoint in %s",
-            stage, meta["epoch"] + 1, store.directory,
+            stage,
+            meta["epoch"] + 1,
+            store.directory,
         )
     for epoch in range(start, epochs):
         loss = _run_epoch(stage, module, optimizer, step, n_rows, epoch, config, seed)
         module.eval()
-        score = float(validate())
+        score = float(validate()) if validate is not None else float(epoch)
         result.history.append({"epoch": epoch, "loss": loss, "validation": score})
         if score > result.best_score:
             result.best_epoch, result.best_score = epoch, score
@@ -87,8 +91,12 @@ def train_stage(
         logger.info("stage %s epoch %d: loss %.4f validation %.4f", stage, epoch, loss, score)
         if store is not None:
             meta = {
-                "stage": stage, "epoch": epoch, "done": done, "history": result.history,
-                "best_epoch": result.best_epoch, "best_score": result.best_score,
+                "stage": stage,
+                "epoch": epoch,
+                "done": done,
+                "history": result.history,
+                "best_epoch": result.best_epoch,
+                "best_score": result.best_score,
             }
             store.save(stage, module.state_dict(), best_state, optimizer, meta)
         if on_epoch_end is not None:

@@ -92,3 +92,25 @@ def test_cross_fitted_teacher_trains_a_network_per_fold_and_grades_every_pair(
 def test_teacher_folds_must_be_positive():
     with pytest.raises(ValueError, match="teacher_folds"):
         FGLabConfig.from_dict({"labels": {"teacher_folds": 0}})
+
+
+def test_refit_trains_again_on_all_training_pairs_for_the_chosen_number_of_epochs(
+    eng_wiki_features,
+):
+    train, _ = eng_wiki_features
+    small = train.subset(np.arange(0, len(train), 4))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    config = FGLabConfig.from_dict(
+        {
+            **TINY_CONFIG,
+            "labels": {"teacher_folds": 2},
+            "training": {**TINY_CONFIG["training"], "epochs": 2, "refit": True},
+        }
+    )
+    method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
+    chosen = method.stages_["model"].best_epoch
+    assert [row["epoch"] for row in method.stages_["refit"].history] == list(range(chosen + 1))
+    # the teacher graded the validation texts too: the refit trained on every training pair
+    n = len(fit_rows) + len(val_rows)
+    assert method.similarity_.shape == (n, n) and len(method.report_data_["labels"]) == n
+    np.testing.assert_allclose(method.similarity_, method.similarity_.T, atol=1e-5)
