@@ -66,20 +66,26 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_as_an_unbroken_run(
     )
 
 
-def test_cross_fitted_teacher_trains_a_network_per_fold_and_grades_every_pair(
-    eng_wiki_features,
-):
-    train, _ = eng_wiki_features
+def _fit_two_fold_teacher(features, training: dict) -> tuple[FGLabMethod, np.ndarray, np.ndarray]:
+    """fglab with a 2-fold cross-fitted teacher on a quarter of eng-wiki's training split."""
+    train, _ = features
     small = train.subset(np.arange(0, len(train), 4))
     fit_rows, val_rows = validation_split(small.labels, 0)
     config = FGLabConfig.from_dict(
         {
             **TINY_CONFIG,
             "labels": {"teacher_folds": 2},
-            "training": {**TINY_CONFIG["training"], "epochs": 1},
+            "training": {**TINY_CONFIG["training"], **training},
         }
     )
     method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
+    return method, fit_rows, val_rows
+
+
+def test_cross_fitted_teacher_trains_a_network_per_fold_and_grades_every_pair(
+    eng_wiki_features,
+):
+    method, fit_rows, _ = _fit_two_fold_teacher(eng_wiki_features, {"epochs": 1})
     assert set(method.stages_) == {"siamese-1of2", "siamese-2of2", "model"}
     folds = [method.stages_[f"siamese-{k}of2"].best_score for k in (1, 2)]
     assert method.siamese_map_ == pytest.approx(np.mean(folds))
@@ -97,17 +103,9 @@ def test_teacher_folds_must_be_positive():
 def test_refit_trains_again_on_all_training_pairs_for_the_chosen_number_of_epochs(
     eng_wiki_features,
 ):
-    train, _ = eng_wiki_features
-    small = train.subset(np.arange(0, len(train), 4))
-    fit_rows, val_rows = validation_split(small.labels, 0)
-    config = FGLabConfig.from_dict(
-        {
-            **TINY_CONFIG,
-            "labels": {"teacher_folds": 2},
-            "training": {**TINY_CONFIG["training"], "epochs": 2, "refit": True},
-        }
+    method, fit_rows, val_rows = _fit_two_fold_teacher(
+        eng_wiki_features, {"epochs": 2, "refit": True}
     )
-    method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
     chosen = method.stages_["model"].best_epoch
     assert [row["epoch"] for row in method.stages_["refit"].history] == list(range(chosen + 1))
     # the teacher graded the validation texts too: the refit trained on every training pair
