@@ -11,6 +11,9 @@ from fglab.io import atomic_write_text
 
 TEXT_BRANCHES = ("gcn", "mlp")
 EMBEDDINGS = ("unit", "bounded")
+IMAGE_BRANCHES = ("auto", "kernel", "mlp")
+#: Widest image features the "auto" image branch maps through the RBF kernel.
+KERNEL_MAX_FEATURES = 256
 LABEL_MODES = ("uniform", "continuous", "binned")
 TEACHERS = ("siamese", "sentence")
 
@@ -27,11 +30,14 @@ class ModelConfig:
     cheb_k: int = 3
     gcn_filters: tuple[int, ...] = (4, 1)  # filters of each Chebyshev layer
     dropout: float = 0.4
-    image_hidden_dim: int = 0  # 0: the image branch is one linear map
-    # RBF kernel features (Nystroem landmarks) of the standardized image features before the
-    # image branch's layers; 0: none. gamma is ``image_kernel_gamma / n_features``.
+    # "kernel": RBF kernel features (Nystroem landmarks) of the standardized image features,
+    # then one linear map; "mlp": Linear-BN-ReLU-Dropout-Linear (one linear map when
+    # image_hidden_dim is 0); "auto": kernel for features of at most KERNEL_MAX_FEATURES
+    # dimensions (hand-made histograms such as 128-d SIFT), mlp for wider (CNN) features.
+    image_branch: str = "auto"
+    image_hidden_dim: int = 512
     image_kernel_landmarks: int = 1000
-    image_kernel_gamma: float = 1.0
+    image_kernel_gamma: float = 1.0  # the RBF gamma is this / n_features
     signal_scale: float = 10.0  # tf-idf rows are unit length: scale them so biases do not win
     # How branch outputs become embeddings: "unit" (L2-normalized, cosine-like scores) or
     # "bounded" (x * tanh(|x| / embedding_scale) / |x|: the direction carries the category,
@@ -39,10 +45,21 @@ class ModelConfig:
     embedding: str = "bounded"
     embedding_scale: float = 10.0
 
+    def image_landmarks(self, n_features: int, n_train: int) -> int:
+        """How many kernel landmarks the image branch gets (0: no kernel map)."""
+        use_kernel = self.image_branch == "kernel" or (
+            self.image_branch == "auto" and n_features <= KERNEL_MAX_FEATURES
+        )
+        return min(self.image_kernel_landmarks, n_train) if use_kernel else 0
+
     def __post_init__(self) -> None:
         if self.text_branch not in TEXT_BRANCHES:
             raise ValueError(
                 f"text_branch must be one of {TEXT_BRANCHES}, got {self.text_branch!r}"
+            )
+        if self.image_branch not in IMAGE_BRANCHES:
+            raise ValueError(
+                f"image_branch must be one of {IMAGE_BRANCHES}, got {self.image_branch!r}"
             )
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")

@@ -48,6 +48,9 @@ def run_train(args: argparse.Namespace) -> int:
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:
             print(f"stage {stage.stage}: resumed after epoch {stage.resumed_from + 1}")
+        if stage.stage == "refit":
+            print(f"stage refit: {len(stage.history)} epochs on all training pairs")
+            continue
         print(f"stage {stage.stage}: chose epoch {stage.best_epoch + 1} "
               f"(validation {stage.best_score:.4f})")
     _print_metrics(metrics)

@@ -13,8 +13,8 @@ from fglab.models.kernel_map import RBFKernelMap
 
 class ImageBranch(nn.Module):
     """Standardize (training mean/std, kept as buffers); with ``n_landmarks`` > 0 map to RBF
-    kernel features; then Linear-BN-ReLU-Dropout-Linear, or (``image_hidden_dim=0``) dropout
-    and one linear map."""
+    kernel features and apply dropout and one linear map; otherwise Linear-BN-ReLU-Dropout-
+    Linear, or (``image_hidden_dim=0``) dropout and one linear map."""
 
     def __init__(self, n_features: int, config: ModelConfig, n_landmarks: int = 0) -> None:
         super().__init__()
@@ -27,7 +27,7 @@ class ImageBranch(nn.Module):
                 n_features, n_landmarks, config.image_kernel_gamma / n_features
             )
             width = n_landmarks
-        hidden = config.image_hidden_dim
+        hidden = config.image_hidden_dim if n_landmarks == 0 else 0
         if hidden > 0:
             self.net = nn.Sequential(
                 nn.Linear(width, hidden),
@@ -36,7 +36,7 @@ class ImageBranch(nn.Module):
                 nn.Dropout(config.dropout),
                 nn.Linear(hidden, config.embed_dim),
             )
-        else:  # weak features (e.g. 128-d SIFT): a linear map overfits less
+        else:  # on kernel features (or weak features) a linear map overfits less
             self.net = nn.Sequential(
                 nn.Dropout(config.dropout / 2), nn.Linear(width, config.embed_dim)
             )

@@ -248,7 +248,7 @@ class FGLabMethod(RetrievalMethod):
         cfg = self.config
         torch.manual_seed(cfg.seed + 1)
         n_classes = int(labels.max()) + 1 if cfg.training.class_weight > 0 else 0
-        landmarks = min(cfg.model.image_kernel_landmarks, len(images))
+        landmarks = cfg.model.image_landmarks(images.shape[1], len(images))
         self.network_ = CrossModalNetwork(
             self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes, landmarks
         )

@@ -65,3 +65,14 @@ def test_bounded_embeddings_keep_direction_and_grow_with_length_below_one():
 def test_unknown_embedding_is_rejected():
     with pytest.raises(ValueError, match="embedding must be one of"):
         ModelConfig(embedding="softmax")
+
+
+def test_auto_image_branch_uses_the_kernel_for_narrow_features_only():
+    config = ModelConfig(image_kernel_landmarks=1000)
+    assert config.image_landmarks(n_features=128, n_train=1738) == 1000
+    assert config.image_landmarks(n_features=128, n_train=300) == 300  # no more than images
+    assert config.image_landmarks(n_features=1280, n_train=1738) == 0  # CNN features: MLP
+    assert ModelConfig(image_branch="kernel").image_landmarks(1280, 1738) == 1000
+    assert ModelConfig(image_branch="mlp").image_landmarks(128, 1738) == 0
+    with pytest.raises(ValueError, match="image_branch must be one of"):
+        ModelConfig(image_branch="svm")
