@@ -10,7 +10,7 @@ from typing import Any
 from fglab.io import atomic_write_text
 
 TEXT_BRANCHES = ("gcn", "mlp")
-EMBEDDINGS = ("unit", "bounded")
+EMBEDDINGS = ("auto", "unit", "bounded")
 IMAGE_BRANCHES = ("auto", "kernel", "mlp")
 #: Widest image features the "auto" image branch maps through the RBF kernel.
 KERNEL_MAX_FEATURES = 256
@@ -41,8 +41,9 @@ class ModelConfig:
     signal_scale: float = 10.0  # tf-idf rows are unit length: scale them so biases do not win
     # How branch outputs become embeddings: "unit" (L2-normalized, cosine-like scores) or
     # "bounded" (x * tanh(|x| / embedding_scale) / |x|: the direction carries the category,
-    # a length below 1 how sure the branch is, which ranking by score then uses).
-    embedding: str = "bounded"
+    # a length below 1 how sure the branch is, which ranking by score then uses); "auto":
+    # bounded with the kernel image branch (uncertain weak features), unit with the MLP.
+    embedding: str = "auto"
     embedding_scale: float = 10.0
 
     def image_landmarks(self, n_features: int, n_train: int) -> int:
@@ -81,7 +82,7 @@ class TrainingConfig:
     patience: int = 4  # stop after this many epochs without a better validation MAP
     # After choosing the epoch on validation, train again on all training pairs (fitting part
     # plus validation part) for that many epochs, as the baselines refit with their chosen C.
-    refit: bool = False
+    refit: bool = True
     # Weight of a cross-entropy term of a classifier shared by both branches (0: off).
     class_weight: float = 0.0
 

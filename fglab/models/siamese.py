@@ -47,6 +47,8 @@ class CrossModalNetwork(nn.Module):
         self.text = TextBranch(n_words, config, laplacian)
         self.image = ImageBranch(n_image_features, config, n_image_landmarks)
         self.embedding, self.embedding_scale = config.embedding, config.embedding_scale
+        if self.embedding == "auto":
+            self.embedding = "bounded" if n_image_landmarks > 0 else "unit"
         self.scorer = DualPathScorer(config.embed_dim, config.dropout)
         # Optional semantic supervision: one linear classifier shared by both branches.
         self.classifier = nn.Linear(config.embed_dim, n_classes) if n_classes else None

@@ -76,3 +76,13 @@ def test_auto_image_branch_uses_the_kernel_for_narrow_features_only():
     assert ModelConfig(image_branch="mlp").image_landmarks(128, 1738) == 0
     with pytest.raises(ValueError, match="image_branch must be one of"):
         ModelConfig(image_branch="svm")
+
+
+def test_auto_embedding_is_bounded_with_the_kernel_branch_and_unit_without():
+    from fglab.models.siamese import CrossModalNetwork
+
+    config = ModelConfig(text_branch="mlp", hidden_dim=8, embed_dim=8)
+    assert CrossModalNetwork(5, 4, config, None, n_image_landmarks=3).embedding == "bounded"
+    assert CrossModalNetwork(5, 4, config, None).embedding == "unit"
+    fixed = ModelConfig(text_branch="mlp", hidden_dim=8, embed_dim=8, embedding="unit")
+    assert CrossModalNetwork(5, 4, fixed, None, n_image_landmarks=3).embedding == "unit"
