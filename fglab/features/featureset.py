@@ -33,6 +33,7 @@ class FeatureSet:
 
     def subset(self, rows: np.ndarray) -> FeatureSet:
         tokens = [self.tokens[i] for i in rows] if self.tokens is not None else None
+        documents = [self.documents[i] for i in rows] if self.documents is not None else None
         return FeatureSet(
             self.images[rows],
             self.texts[rows],
@@ -40,6 +41,7 @@ class FeatureSet:
             self.vocabulary,
             tokens,
             self.language,
+            documents,
         )
 
     def dense_texts(self) -> np.ndarray:

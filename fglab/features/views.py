@@ -61,9 +61,16 @@ def build_features(
             vocabulary,
             train_tokens,
             dataset.language,
+            list(dataset.train.texts),
         ),
         FeatureSet(
-            test_images, test_texts, dataset.test.labels, vocabulary, test_tokens, dataset.language
+            test_images,
+            test_texts,
+            dataset.test.labels,
+            vocabulary,
+            test_tokens,
+            dataset.language,
+            list(dataset.test.texts),
         ),
     )
 

@@ -70,3 +70,12 @@ def test_sentence_teacher_needs_the_raw_texts():
     )
     with pytest.raises(ValueError, match="raw texts"):
         FGLabMethod(config).fit(train, train)
+
+
+def test_feature_sets_carry_the_raw_texts_through_subsets(eng_wiki):
+    from fglab.features.views import build_features
+
+    train, test = build_features(eng_wiki, "image:sift", "text:lda")
+    assert train.documents == list(eng_wiki.train.texts)
+    assert test.documents == list(eng_wiki.test.texts)
+    assert train.subset(np.array([3, 1])).documents == [train.documents[3], train.documents[1]]
