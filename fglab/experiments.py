@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,20 +146,24 @@ def reproduce(
     on_method_done: Callable[[str, dict, bool], None] | None = None,
     on_run: Callable[[], None] | None = None,
     fresh: bool = False,
+    rerun: Iterable[str] = (),
 ) -> dict:
     """Run every method with seeds 0..n_seeds-1; returns what results.json holds.
 
     Results are written after each method, so a killed run keeps what it finished; run again
-    with the same data set and seeds, it reuses those methods (``fresh=True`` reruns all).
+    with the same data set and seeds, it reuses those methods (``fresh=True`` reruns all,
+    ``rerun`` the named ones: after a change to a method, the others are kept).
     ``on_method_done(name, summary, reused)`` is called as each method completes.
     """
     if n_seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {n_seeds}")
-    for name in method_names:
+    rerun = set(rerun)
+    for name in (*method_names, *rerun):
         get_method(name)  # fail before any work on an unknown name
     dataset = load_dataset(dataset_name, data_root)
     seeds = list(range(n_seeds))
     previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds)
+    previous = {name: summary for name, summary in previous.items() if name not in rerun}
     feature_cache: dict[tuple[str, str], tuple[FeatureSet, FeatureSet]] = {}
     summaries: dict[str, dict] = {}
     payload: dict = {}

@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fresh", action="store_true",
         help="rerun every method, even those already in OUT/results.json for the same seeds",
     )
+    parser.add_argument(
+        "--rerun", default="",
+        help="comma-separated methods to rerun even if OUT/results.json has them (others reused)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
 
         def done(name: str, summary: dict, reused: bool) -> None:
             bar.set_postfix_str(name)
-            note = " (reused from an earlier run; --fresh reruns it)" if reused else ""
+            note = " (reused from an earlier run; --rerun NAME reruns it)" if reused else ""
             tqdm.write(method_row(name, summary) + note)
 
         reproduce(
             args.name, methods, args.seeds, out_dir, args.data_root,
             on_method_done=done, on_run=lambda: bar.update(1), fresh=args.fresh,
+            rerun=[m.strip() for m in args.rerun.split(",") if m.strip()],
         )
     print(f"\nwrote {out_dir / 'results.json'}, results.md and pr_curves.png")
     return 0

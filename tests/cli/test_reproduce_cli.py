@@ -73,3 +73,15 @@ def test_a_second_run_reuses_finished_methods(eng_wiki, tmp_path, capsys):
     assert main(["reproduce", "eng-wiki", "--methods", "random", "--seeds", "1", "--fresh",
                  "--out", str(out_dir)]) == 0
     assert "reused" not in capsys.readouterr().out
+
+
+def test_rerun_reruns_the_named_methods_and_reuses_the_others(eng_wiki, tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    args = ["reproduce", "eng-wiki", "--methods", "random,pls", "--seeds", "1",
+            "--out", str(out_dir)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--rerun", "pls"]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| random") or line.startswith("| pls")}
+    assert "reused" in rows["random"] and "reused" not in rows["pls"]

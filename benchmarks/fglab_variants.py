@@ -1,0 +1,133 @@
+"""fglab design choices compared on validation only: image branch, embedding, teacher, labels.
+
+Each variant is fglab's default config with a few options overridden. For every seed the
+training split is divided as ``fglab reproduce`` divides it (a stratified validation fifth),
+the model is trained on the fitting part, and the score is the validation average MAP@all of
+the epoch the training chose (the number that picks the epoch; the test split is never
+read). The refit on all training pairs does not change that number, so it is switched off
+here to save time. Teacher quality is the teacher's text->text MAP on validation.
+
+    python benchmarks/fglab_variants.py eng-wiki --seeds 0,1 [--variants a,b] [--out F.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fglab.config import FGLabConfig
+from fglab.data.root import resolve_data_root
+from fglab.data.wikipedia import load_dataset
+from fglab.experiments import validation_split
+from fglab.features.views import build_features, default_image_view
+from fglab.io import atomic_write_text
+from fglab.training.fglab_method import FGLabMethod
+
+UNIFORM = {"labels": {"mode": "uniform"}}
+MLP_TEXT = {"text_branch": "mlp"}
+#: name -> (config overrides, what it tests)
+VARIANTS: dict[str, tuple[dict, str]] = {
+    "mlp-paper-image": (
+        {"model": {**MLP_TEXT, "image_branch": "mlp", "embedding": "unit"}, **UNIFORM},
+        "no graph; image MLP on standardized features, unit embeddings (the earlier design)",
+    ),
+    "mlp-kernel-unit": (
+        {"model": {**MLP_TEXT, "image_branch": "kernel", "embedding": "unit"}, **UNIFORM},
+        "no graph; RBF kernel image branch, unit embeddings",
+    ),
+    "mlp-kernel-bounded": (
+        {"model": {**MLP_TEXT, "image_branch": "kernel", "embedding": "bounded"}, **UNIFORM},
+        "no graph; RBF kernel image branch, bounded embeddings",
+    ),
+    "mlp-image-mlp-bounded": (
+        {"model": {**MLP_TEXT, "image_branch": "mlp", "embedding": "bounded"}, **UNIFORM},
+        "no graph; image MLP, bounded embeddings",
+    ),
+    "uniform": (UNIFORM, "graph branch, default image side, all labels equal (fglab-uniform)"),
+    "siamese": ({}, "siamese teacher trained on the texts it grades, continuous (fglab)"),
+    "siamese-binned": ({"labels": {"mode": "binned"}}, "as siamese, 9 levels 0.1 ... 0.9"),
+    "crossfit2-binned": (
+        {"labels": {"teacher_folds": 2, "mode": "binned"}},
+        "cross-fitted, 9 levels 0.1 ... 0.9",
+    ),
+    "siamese-strength3": ({"labels": {"strength": 3.0}}, "as siamese, weights 1 + 3 x hardness"),
+    "crossfit2": ({"labels": {"teacher_folds": 2}}, "two cross-fitted siamese networks"),
+    "crossfit2-strength3": (
+        {"labels": {"teacher_folds": 2, "strength": 3.0}},
+        "cross-fitted, weights 1 + 3 x hardness",
+    ),
+    "sentence": ({"labels": {"teacher": "sentence"}}, "pretrained sentence-embedding teacher"),
+    "sentence-strength3": (
+        {"labels": {"teacher": "sentence", "strength": 3.0}},
+        "sentence teacher, weights 1 + 3 x hardness",
+    ),
+}
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = {key: dict(value) for key, value in base.items()}
+    for section, values in overrides.items():
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def run_variant(name: str, train, seeds: list[int]) -> dict:
+    overrides = _merge({"training": {"refit": False}}, VARIANTS[name][0])
+    runs = []
+    for seed in seeds:
+        config = FGLabConfig.from_dict(overrides)
+        config.seed = seed
+        fit_rows, val_rows = validation_split(train.labels, seed)
+        start = time.perf_counter()
+        method = FGLabMethod(config).fit(train.subset(fit_rows), train.subset(val_rows))
+        stage = method.stages_["model"]
+        runs.append(
+            {
+                "seed": seed,
+                "validation_map": stage.best_score,
+                "epoch": stage.best_epoch + 1,
+                "teacher_map": getattr(method, "siamese_map_", None),
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    scores = [run["validation_map"] for run in runs]
+    return {"variant": name, "about": VARIANTS[name][1], "mean": float(np.mean(scores)),
+            "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    dataset = load_dataset(args.dataset, resolve_data_root(args.data_root))
+    train, _ = build_features(dataset, default_image_view(dataset), "text:tfidf")
+    results = []
+    print(f"{args.dataset}: validation avg MAP@all, seeds {args.seeds}")
+    print("| variant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | teacher MAP |")
+    print("|---" * (len(seeds) + 3) + "|")
+    for name in names:
+        result = run_variant(name, train, seeds)
+        results.append(result)
+        teacher = [r["teacher_map"] for r in result["runs"] if r["teacher_map"] is not None]
+        cells = " | ".join(f"{r['validation_map']:.4f}" for r in result["runs"])
+        teacher_cell = f"{np.mean(teacher):.3f}" if teacher else "–"
+        print(f"| {name} | {cells} | {result['mean']:.4f} | {teacher_cell} |", flush=True)
+        if args.out is not None:
+            atomic_write_text(args.out, json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
