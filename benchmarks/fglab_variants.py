@@ -28,25 +28,24 @@ from fglab.io import atomic_write_text
 from fglab.training.fglab_method import FGLabMethod
 
 UNIFORM = {"labels": {"mode": "uniform"}}
-MLP_TEXT = {"text_branch": "mlp"}
+
+
+def _no_graph(image_branch: str, embedding: str, about: str) -> tuple[dict, str]:
+    """A variant without the word graph and with uniform labels: the image side alone."""
+    model = {"text_branch": "mlp", "image_branch": image_branch, "embedding": embedding}
+    return {"model": model, **UNIFORM}, f"no graph; {about}"
+
+
 #: name -> (config overrides, what it tests)
 VARIANTS: dict[str, tuple[dict, str]] = {
-    "mlp-paper-image": (
-        {"model": {**MLP_TEXT, "image_branch": "mlp", "embedding": "unit"}, **UNIFORM},
-        "no graph; image MLP on standardized features, unit embeddings (the earlier design)",
+    "mlp-paper-image": _no_graph(
+        "mlp", "unit", "image MLP on standardized features, unit embeddings (the earlier design)"
     ),
-    "mlp-kernel-unit": (
-        {"model": {**MLP_TEXT, "image_branch": "kernel", "embedding": "unit"}, **UNIFORM},
-        "no graph; RBF kernel image branch, unit embeddings",
+    "mlp-kernel-unit": _no_graph("kernel", "unit", "RBF kernel image branch, unit embeddings"),
+    "mlp-kernel-bounded": _no_graph(
+        "kernel", "bounded", "RBF kernel image branch, bounded embeddings"
     ),
-    "mlp-kernel-bounded": (
-        {"model": {**MLP_TEXT, "image_branch": "kernel", "embedding": "bounded"}, **UNIFORM},
-        "no graph; RBF kernel image branch, bounded embeddings",
-    ),
-    "mlp-image-mlp-bounded": (
-        {"model": {**MLP_TEXT, "image_branch": "mlp", "embedding": "bounded"}, **UNIFORM},
-        "no graph; image MLP, bounded embeddings",
-    ),
+    "mlp-image-mlp-bounded": _no_graph("mlp", "bounded", "image MLP, bounded embeddings"),
     "uniform": (UNIFORM, "graph branch, default image side, all labels equal (fglab-uniform)"),
     "siamese": ({}, "siamese teacher trained on the texts it grades, continuous (fglab)"),
     "siamese-binned": ({"labels": {"mode": "binned"}}, "as siamese, 9 levels 0.1 ... 0.9"),

@@ -82,7 +82,7 @@ class FGLabMethod(RetrievalMethod):
         elif self.config.labels.mode != "uniform":
             self.similarity_ = self._fit_siamese(texts, labels, validation, store, extra)
         positive = labels[:, None] == labels[None, :]
-        weights = self._weights(self.similarity_, positive, n_fit)
+        weights = self._weights(self.similarity_, positive)
         self._fit_model(texts, images, labels, weights, validation, store)
         tokens = train.tokens
         if refit:  # the epoch count is chosen; train again on all training pairs
@@ -91,7 +91,7 @@ class FGLabMethod(RetrievalMethod):
             images = torch.cat([images, torch.from_numpy(validation.images.astype(np.float32))])
             labels = np.concatenate([labels, validation.labels])
             positive = labels[:, None] == labels[None, :]
-            weights = self._weights(self.similarity_, positive, len(labels))
+            weights = self._weights(self.similarity_, positive)
             self._fit_model(texts, images, labels, weights, None, store, epochs, "refit")
             tokens = (train.tokens or []) + (validation.tokens or [])
         elif self.similarity_ is not None:
@@ -100,11 +100,13 @@ class FGLabMethod(RetrievalMethod):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def _weights(self, h: np.ndarray | None, positive: np.ndarray, n: int) -> torch.Tensor | None:
-        """Loss weights of the pairs among the first ``n`` rows (None: uniform labels)."""
+    def _weights(self, h: np.ndarray | None, positive: np.ndarray) -> torch.Tensor | None:
+        """Loss weights of the pairs among the first ``len(positive)`` texts of ``h`` (None:
+        uniform labels)."""
         if h is None:
             return None
-        weights = pair_weights(h[:n, :n], positive[:n, :n], self.config.labels)
+        n = len(positive)
+        weights = pair_weights(h[:n, :n], positive, self.config.labels)
         return torch.from_numpy(weights.astype(np.float32))
 
     def _split(self, train: FeatureSet) -> tuple[FeatureSet, FeatureSet]:
@@ -154,13 +156,13 @@ class FGLabMethod(RetrievalMethod):
         reflects how a network that never saw it places it.
         """
         folds = self.config.labels.teacher_folds
+        all_texts = torch.cat([texts, extra])
         if folds <= 1:
             net = self._train_siamese(
                 texts, labels, np.arange(len(labels)), validation, store, "siamese"
             )
             self.siamese_map_ = self.stages_["siamese"].best_score
-            return scale_similarities(self._siamese_scores(net, torch.cat([texts, extra])))
-        all_texts = torch.cat([texts, extra])
+            return scale_similarities(self._siamese_scores(net, all_texts))
         fold_of = np.full(len(all_texts), -1)  # -1: the extra texts, which no network sees
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
         for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
