@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--kind",
         choices=KINDS,
         default="auto",
-        help="flat = exact; ivf/hnsw = approximate; auto (default) = flat below "
-        "200k items per modality, else hnsw",
+        help="flat = exact; ivf/hnsw = approximate by structure in the data; pq = 4-bit "
+        "product codes scanned in full, best candidates re-ranked exactly; auto (default) = "
+        "flat below 200k items per modality, else hnsw",
     )
     index.set_defaults(func=build)
 

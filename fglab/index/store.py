@@ -2,8 +2,9 @@
 
 Faiss holds the vectors under int64 ids (``IndexIDMap2``, or IVF's own ids), so items are
 added and removed without a rebuild; the metadata (:class:`Item`) maps those ids to item ids,
-categories, titles, texts and image paths. HNSW cannot delete vectors, so removed HNSW ids
-are excluded at search time with a faiss ``IDSelector``.
+categories, titles, texts and image paths. HNSW and PQ cannot delete vectors: removed HNSW
+ids are excluded at search time with a faiss ``IDSelector``, removed PQ ids by fetching that
+many more results and dropping them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from fglab.index.atomic import atomic_directory, verify_directory, write_listing
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("image", "text")
-KINDS = ("auto", "flat", "ivf", "hnsw")
+KINDS = ("auto", "flat", "ivf", "hnsw", "pq")
+#: Kinds whose faiss index cannot remove vectors: removed ids are hidden at search time.
+HIDE_REMOVED = ("hnsw", "pq")
+#: The fewest vectors a PQ index trains its 16 centroids per sub-quantizer on.
+PQ_MIN_TRAIN = 128
 #: Above this many items in one modality, ``kind="auto"`` picks HNSW over exact search.
 AUTO_APPROXIMATE_FROM = 200_000
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -58,6 +63,7 @@ class IndexSettings:
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 128
+    pq_k_factor: int = 16  # PQ: re-rank this many x k fast-scan candidates exactly
 
     def resolved_kind(self, n: int) -> str:
         if self.kind not in KINDS:
@@ -83,8 +89,21 @@ def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.nda
         inner.nprobe = min(settings.nprobe, nlist)
         # IVF keeps ids itself and removes by id; an IndexIDMap over it would renumber wrongly.
         return inner
+    elif kind == "pq":
+        # 4-bit codes of two dimensions each, scanned with SIMD lookups (faiss "fast scan"),
+        # then the best k_factor x k candidates re-ranked by their exact inner products.
+        if dim % 2 or len(train) < PQ_MIN_TRAIN:
+            raise ValueError(
+                f"a pq index needs an even dimension and >= {PQ_MIN_TRAIN} vectors to train; "
+                f"got dimension {dim} and {len(train)} vectors (use kind flat)"
+            )
+        inner = faiss.IndexRefineFlat(
+            faiss.IndexPQFastScan(dim, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
+        )
+        inner.k_factor = settings.pq_k_factor
+        inner.train(np.ascontiguousarray(train, dtype=np.float32))
     else:
-        raise ValueError(f"index kind must be flat, ivf or hnsw, got {kind!r}")
+        raise ValueError(f"index kind must be one of {', '.join(KINDS[1:])}, got {kind!r}")
     return faiss.IndexIDMap2(inner)
 
 
@@ -94,10 +113,18 @@ class ModalityIndex:
 
     faiss_index: object
     kind: str
-    deleted: set[int] = field(default_factory=set)  # HNSW ids hidden at search time
+    deleted: set[int] = field(default_factory=set)  # HNSW / PQ ids hidden at search time
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids of the top ``k``, best first (id -1 where fewer exist)."""
         params = None
+        if self.deleted and self.kind == "pq":
+            fetch = min(k + len(self.deleted), self.faiss_index.ntotal)
+            scores, ids = self.faiss_index.search(queries, fetch)
+            keep = ~np.isin(ids, np.fromiter(self.deleted, dtype=np.int64))
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept ones first, in order
+            ids = np.where(keep, ids, -1)
+            return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
         if self.deleted:
             selector = faiss.IDSelectorNot(
                 faiss.IDSelectorBatch(np.fromiter(self.deleted, dtype=np.int64))
@@ -155,7 +182,7 @@ class EmbeddingIndex:
             key = self.by_id.pop(item_id)
             item = self.items.pop(key)
             modality = self.modalities[item.modality]
-            if modality.kind == "hnsw":
+            if modality.kind in HIDE_REMOVED:
                 modality.deleted.add(key)
             else:
                 modality.faiss_index.remove_ids(np.array([key], dtype=np.int64))

@@ -21,7 +21,7 @@ def _vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw", "pq"])
 def test_search_matches_exact_inner_product(kind):
     x = _vectors(400)
     index = EmbeddingIndex(16, IndexSettings(kind=kind, nprobe=64, ef_search=200))
@@ -36,7 +36,7 @@ def test_search_matches_exact_inner_product(kind):
         np.testing.assert_allclose(scores[0], float(queries[q] @ x[found[0]]), rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw", "pq"])
 def test_add_and_remove_without_rebuild_survive_save_and_load(kind, tmp_path):
     x = _vectors(300)
     index = EmbeddingIndex(16, IndexSettings(kind=kind, nprobe=64))
@@ -86,3 +86,9 @@ def test_bad_inputs_name_the_problem():
         index.remove(["no-such"])
     with pytest.raises(ValueError, match="kind must be"):
         EmbeddingIndex(16, IndexSettings(kind="lsh")).add(_items(1), _vectors(1))
+
+
+def test_pq_needs_enough_vectors_to_train():
+    index = EmbeddingIndex(16, IndexSettings(kind="pq"))
+    with pytest.raises(ValueError, match="pq index needs"):
+        index.add(_items(50), _vectors(50))
