@@ -30,17 +30,28 @@ from fglab.training.fglab_method import FGLabMethod
 UNIFORM = {"labels": {"mode": "uniform"}}
 
 
-def _no_graph(image_branch: str, embedding: str, about: str) -> tuple[dict, str]:
+def _no_graph(
+    image_branch: str, embedding: str, about: str, input_dropout: float = 0.2
+) -> tuple[dict, str]:
     """A variant without the word graph and with uniform labels: the image side alone."""
-    model = {"text_branch": "mlp", "image_branch": image_branch, "embedding": embedding}
+    model = {
+        "text_branch": "mlp",
+        "image_branch": image_branch,
+        "embedding": embedding,
+        "image_input_dropout": input_dropout,
+    }
     return {"model": model, **UNIFORM}, f"no graph; {about}"
 
 
 #: name -> (config overrides, what it tests)
 VARIANTS: dict[str, tuple[dict, str]] = {
     "mlp-paper-image": _no_graph(
-        "mlp", "unit", "image MLP on standardized features, unit embeddings (the earlier design)"
+        "mlp",
+        "unit",
+        "image MLP on standardized features, unit embeddings (the earlier design)",
+        input_dropout=0.0,
     ),
+    "mlp-input-dropout": _no_graph("mlp", "unit", "image MLP, dropout 0.2 on its input"),
     "mlp-kernel-unit": _no_graph("kernel", "unit", "RBF kernel image branch, unit embeddings"),
     "mlp-kernel-bounded": _no_graph(
         "kernel", "bounded", "RBF kernel image branch, bounded embeddings"

@@ -36,6 +36,9 @@ class ModelConfig:
     # dimensions (hand-made histograms such as 128-d SIFT), mlp for wider (CNN) features.
     image_branch: str = "auto"
     image_hidden_dim: int = 512
+    # MLP image branch: dropout on the standardized features while training. Wide CNN
+    # features and few training images invite the branch to memorize single dimensions.
+    image_input_dropout: float = 0.2
     image_kernel_landmarks: int = 1000
     image_kernel_gamma: float = 1.0  # the RBF gamma is this / n_features
     signal_scale: float = 10.0  # tf-idf rows are unit length: scale them so biases do not win
@@ -71,7 +74,7 @@ class ModelConfig:
 class TrainingConfig:
     """Adam with per-epoch exponential decay; the epoch is chosen by validation MAP."""
 
-    epochs: int = 15
+    epochs: int = 30
     siamese_epochs: int = 8
     batch_size: int = 128
     lr: float = 3e-4

@@ -13,13 +13,16 @@ from fglab.models.kernel_map import RBFKernelMap
 
 class ImageBranch(nn.Module):
     """Standardize (training mean/std, kept as buffers); with ``n_landmarks`` > 0 map to RBF
-    kernel features and apply dropout and one linear map; otherwise Linear-BN-ReLU-Dropout-
-    Linear, or (``image_hidden_dim=0``) dropout and one linear map."""
+    kernel features and apply dropout and one linear map; otherwise input dropout, then
+    Linear-BN-ReLU-Dropout-Linear, or (``image_hidden_dim=0``) dropout and one linear map."""
 
     def __init__(self, n_features: int, config: ModelConfig, n_landmarks: int = 0) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("std", torch.ones(n_features))
+        # Input dropout would distort the kernel's distances: the MLP alone gets it.
+        input_dropout = config.image_input_dropout if n_landmarks == 0 else 0.0
+        self.input_dropout = nn.Dropout(input_dropout)
         self.kernel: RBFKernelMap | None = None
         width = n_features
         if n_landmarks > 0:
@@ -60,7 +63,7 @@ class ImageBranch(nn.Module):
         return (features - self.mean) / self.std
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.standardize(features)
+        x = self.input_dropout(self.standardize(features))
         if self.kernel is not None:
             x = self.kernel(x)
         return self.net(x)

@@ -86,3 +86,19 @@ def test_auto_embedding_is_bounded_with_the_kernel_branch_and_unit_without():
     assert CrossModalNetwork(5, 4, config, None).embedding == "unit"
     fixed = ModelConfig(text_branch="mlp", hidden_dim=8, embed_dim=8, embedding="unit")
     assert CrossModalNetwork(5, 4, fixed, None, n_image_landmarks=3).embedding == "unit"
+
+
+def test_input_dropout_acts_on_the_mlp_branch_in_training_only():
+    x = torch.from_numpy(_features())
+    config = ModelConfig(embed_dim=16, image_input_dropout=0.5, dropout=0.0)
+    mlp = ImageBranch(8, config)
+    assert mlp.input_dropout.p == 0.5
+    mlp.eval()
+    with torch.no_grad():
+        assert torch.equal(mlp(x), mlp(x))
+    mlp.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert not torch.equal(mlp(x), mlp(x))
+    kernel = ImageBranch(8, config, n_landmarks=40)  # dropout would distort RBF distances
+    assert kernel.input_dropout.p == 0.0
