@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="flat = exact; ivf/hnsw = approximate by structure in the data; pq = 4-bit "
         "product codes scanned in full, best candidates re-ranked exactly; auto (default) = "
-        "flat below 200k items per modality, else hnsw",
+        "flat below 200k items per modality, else pq",
     )
     index.set_defaults(func=build)
 

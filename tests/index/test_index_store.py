@@ -92,3 +92,13 @@ def test_pq_needs_enough_vectors_to_train():
     index = EmbeddingIndex(16, IndexSettings(kind="pq"))
     with pytest.raises(ValueError, match="pq index needs"):
         index.add(_items(50), _vectors(50))
+
+
+def test_auto_kind_is_pq_above_the_size_limit(monkeypatch):
+    import fglab.index.store as store
+
+    monkeypatch.setattr(store, "AUTO_APPROXIMATE_FROM", 150)
+    index = EmbeddingIndex(16)
+    index.add(_items(200), _vectors(200))
+    assert index.modalities["image"].kind == "pq"
+    assert index.search(_vectors(200)[7], "image", 1)[0][0][0].id == "ima-7"
