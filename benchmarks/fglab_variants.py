@@ -31,15 +31,13 @@ UNIFORM = {"labels": {"mode": "uniform"}}
 
 
 def _no_graph(
-    image_branch: str, embedding: str, about: str, input_dropout: float = 0.2
+    image_branch: str, embedding: str, about: str, input_dropout: float | None = None
 ) -> tuple[dict, str]:
-    """A variant without the word graph and with uniform labels: the image side alone."""
-    model = {
-        "text_branch": "mlp",
-        "image_branch": image_branch,
-        "embedding": embedding,
-        "image_input_dropout": input_dropout,
-    }
+    """A variant without the word graph and with uniform labels: the image side alone
+    (``input_dropout`` None: the config's default)."""
+    model = {"text_branch": "mlp", "image_branch": image_branch, "embedding": embedding}
+    if input_dropout is not None:
+        model["image_input_dropout"] = input_dropout
     return {"model": model, **UNIFORM}, f"no graph; {about}"
 
 

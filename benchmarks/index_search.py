@@ -29,6 +29,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from fglab.index.store import make_pq_index
+
 RECALL_K = 10
 NPROBES = (4, 8, 16, 32, 64, 128, 256, 512)
 EF_SEARCHES = (16, 32, 64, 128, 256, 512)
@@ -76,10 +78,9 @@ def build(kind: str, base: np.ndarray, args) -> tuple[object, float]:
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = base[np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)]
         index.train(sample)
-    elif kind == "pq":
-        codes = faiss.IndexPQFastScan(dim, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
-        index = faiss.IndexRefineFlat(codes)
-        index.train(base[np.random.default_rng(0).choice(n, min(n, 100_000), replace=False)])
+    elif kind == "pq":  # the index fglab builds (k_factor is tuned below)
+        sample = base[np.random.default_rng(0).choice(n, min(n, 100_000), replace=False)]
+        index = make_pq_index(dim, K_FACTORS[0], sample)
     else:
         index = faiss.IndexHNSWFlat(dim, args.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = args.ef_construction
@@ -98,9 +99,10 @@ def set_param(index, kind: str, value: int) -> None:
 
 def tune(index, kind: str, tuning: np.ndarray, truth: np.ndarray, target: float) -> dict:
     """The smallest setting reaching ``target`` recall on the tuning queries (else the largest)."""
-    grids = {"ivf": [v for v in NPROBES if v <= getattr(index, "nlist", 0)],
-             "hnsw": list(EF_SEARCHES), "pq": list(K_FACTORS)}
-    grid = grids[kind]
+    if kind == "ivf":
+        grid = [v for v in NPROBES if v <= index.nlist]
+    else:
+        grid = list(EF_SEARCHES if kind == "hnsw" else K_FACTORS)
     tried = []
     for value in grid:
         set_param(index, kind, value)

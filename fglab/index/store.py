@@ -92,21 +92,27 @@ def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.nda
         # IVF keeps ids itself and removes by id; an IndexIDMap over it would renumber wrongly.
         return inner
     elif kind == "pq":
-        # 4-bit codes of two dimensions each, scanned with SIMD lookups (faiss "fast scan"),
-        # then the best k_factor x k candidates re-ranked by their exact inner products.
-        if dim % 2 or len(train) < PQ_MIN_TRAIN:
-            raise ValueError(
-                f"a pq index needs an even dimension and >= {PQ_MIN_TRAIN} vectors to train; "
-                f"got dimension {dim} and {len(train)} vectors (use kind flat)"
-            )
-        inner = faiss.IndexRefineFlat(
-            faiss.IndexPQFastScan(dim, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
-        )
-        inner.k_factor = settings.pq_k_factor
-        inner.train(np.ascontiguousarray(train, dtype=np.float32))
+        inner = make_pq_index(dim, settings.pq_k_factor, train)
     else:
         raise ValueError(f"index kind must be one of {', '.join(KINDS[1:])}, got {kind!r}")
     return faiss.IndexIDMap2(inner)
+
+
+def make_pq_index(dim: int, k_factor: int, train: np.ndarray):
+    """4-bit codes of two dimensions each, scanned with SIMD lookups (faiss "fast scan"), then
+    the best ``k_factor`` x k candidates re-ranked by their exact inner products; trained on
+    ``train``."""
+    if dim % 2 or len(train) < PQ_MIN_TRAIN:
+        raise ValueError(
+            f"a pq index needs an even dimension and >= {PQ_MIN_TRAIN} vectors to train; "
+            f"got dimension {dim} and {len(train)} vectors (use kind flat)"
+        )
+    index = faiss.IndexRefineFlat(
+        faiss.IndexPQFastScan(dim, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
+    )
+    index.k_factor = k_factor
+    index.train(np.ascontiguousarray(train, dtype=np.float32))
+    return index
 
 
 @dataclass
