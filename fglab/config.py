@@ -88,6 +88,14 @@ class TrainingConfig:
     refit: bool = True
     # Weight of a cross-entropy term of a classifier shared by both branches (0: off).
     class_weight: float = 0.0
+    # Networks from different initializations whose scores are averaged. The first chooses
+    # the epoch count on validation; all are then trained for that many epochs (with refit: on
+    # all training pairs).
+    ensemble: int = 3
+
+    def __post_init__(self) -> None:
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1 network, got {self.ensemble}")
 
 
 @dataclass

@@ -48,8 +48,11 @@ def run_train(args: argparse.Namespace) -> int:
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:
             print(f"stage {stage.stage}: resumed after epoch {stage.resumed_from + 1}")
-        if stage.stage == "refit":
-            print(f"stage refit: {len(stage.history)} epochs on all training pairs")
+        if stage.stage.startswith("refit"):
+            print(f"stage {stage.stage}: {len(stage.history)} epochs on all training pairs")
+            continue
+        if stage.stage.startswith("model-"):  # a further ensemble member, epochs given
+            print(f"stage {stage.stage}: {len(stage.history)} epochs on the fitting part")
             continue
         print(f"stage {stage.stage}: chose epoch {stage.best_epoch + 1} "
               f"(validation {stage.best_score:.4f})")

@@ -27,6 +27,7 @@ from fglab.training.loop import EpochHook, StageResult, train_stage
 
 logger = logging.getLogger(__name__)
 ENCODE_BATCH = 512
+MEMBER_SEED_STEP = 1000  # ensemble member k initializes from seed + 1 + k * this
 
 
 def _dense(texts) -> torch.Tensor:
@@ -37,6 +38,30 @@ def _dense(texts) -> torch.Tensor:
 def _batched(fn, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)])
+
+
+def _stage(name: str, member: int) -> str:
+    """The checkpoint stage of ensemble ``member`` (the first keeps the plain name)."""
+    return name if member == 0 else f"{name}-{member + 1}"
+
+
+def _encode_images(networks: list[CrossModalNetwork], images: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32))
+    for network in networks:
+        network.eval()
+    return np.hstack([_batched(network.encode_images, x).numpy() for network in networks])
+
+
+def _encode_texts(networks: list[CrossModalNetwork], texts) -> np.ndarray:
+    x = _dense(texts)
+    for network in networks:
+        network.eval()
+    encoded = [_batched(network.encode_texts, x).numpy() for network in networks]
+    return np.hstack(encoded) / len(networks)
+
+
+def _similarity(networks: list[CrossModalNetwork], images: np.ndarray, texts) -> np.ndarray:
+    return _encode_images(networks, images) @ _encode_texts(networks, texts).T
 
 
 class FGLabMethod(RetrievalMethod):
@@ -83,19 +108,32 @@ class FGLabMethod(RetrievalMethod):
             self.similarity_ = self._fit_siamese(texts, labels, validation, store, extra)
         positive = labels[:, None] == labels[None, :]
         weights = self._weights(self.similarity_, positive)
-        self._fit_model(texts, images, labels, weights, validation, store)
+        first = self._fit_model(texts, images, labels, weights, validation, store)
+        epochs = self.stages_["model"].best_epoch + 1
+        members = self.config.training.ensemble
         tokens = train.tokens
         if refit:  # the epoch count is chosen; train again on all training pairs
-            epochs = self.stages_["model"].best_epoch + 1
             texts = torch.cat([texts, extra])
             images = torch.cat([images, torch.from_numpy(validation.images.astype(np.float32))])
             labels = np.concatenate([labels, validation.labels])
             positive = labels[:, None] == labels[None, :]
             weights = self._weights(self.similarity_, positive)
-            self._fit_model(texts, images, labels, weights, None, store, epochs, "refit")
+            self.networks_ = [
+                self._fit_model(
+                    texts, images, labels, weights, None, store, epochs, _stage("refit", k), k
+                )
+                for k in range(members)
+            ]
             tokens = (train.tokens or []) + (validation.tokens or [])
-        elif self.similarity_ is not None:
-            self.similarity_ = self.similarity_[:n_fit, :n_fit]
+        else:
+            self.networks_ = [first] + [
+                self._fit_model(
+                    texts, images, labels, weights, None, store, epochs, _stage("model", k), k
+                )
+                for k in range(1, members)
+            ]
+            if self.similarity_ is not None:
+                self.similarity_ = self.similarity_[:n_fit, :n_fit]
         self.report_data_ = {"labels": labels, "tokens": tokens, "positive": positive}
         self.fit_seconds_ = time.perf_counter() - start
         return self
@@ -245,44 +283,46 @@ class FGLabMethod(RetrievalMethod):
         store,
         epochs: int | None = None,
         stage: str = "model",
-    ) -> None:
-        """Train the cross-modal network; without ``validation`` for exactly ``epochs``."""
+        member: int = 0,
+    ) -> CrossModalNetwork:
+        """Train one cross-modal network (ensemble ``member`` k starts from its own
+        initialization); without ``validation`` for exactly ``epochs``."""
         cfg = self.config
-        torch.manual_seed(cfg.seed + 1)
+        torch.manual_seed(cfg.seed + 1 + MEMBER_SEED_STEP * member)
         n_classes = int(labels.max()) + 1 if cfg.training.class_weight > 0 else 0
         landmarks = cfg.model.image_landmarks(images.shape[1], len(images))
-        self.network_ = CrossModalNetwork(
+        network = CrossModalNetwork(
             self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes, landmarks
         )
         targets = torch.from_numpy(labels).long()
-        self.network_.image.fit_input_map(images.numpy(), cfg.seed)
+        network.image.fit_input_map(images.numpy(), cfg.seed)
         same = torch.from_numpy(labels[:, None] == labels[None, :])
 
         def step(rows: np.ndarray) -> torch.Tensor | None:
             pos = same[rows][:, rows]
             if pos.all():
                 return None
-            t, v, scores = self.network_(texts[rows], images[rows])
+            t, v, scores = network(texts[rows], images[rows])
             w = weights[rows][:, rows] if weights is not None else None
             loss = weighted_pairwise_similarity_loss(
                 scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
             )
-            if self.network_.classifier is not None:
+            if network.classifier is not None:
                 y = targets[rows]
-                semantic = F.cross_entropy(self.network_.class_logits(t), y) + F.cross_entropy(
-                    self.network_.class_logits(v), y
+                semantic = F.cross_entropy(network.class_logits(t), y) + F.cross_entropy(
+                    network.class_logits(v), y
                 )
                 loss = loss + cfg.training.class_weight * semantic / 2
             return loss
 
         def validate() -> float:
-            sim = self.similarity(validation.images, validation.texts)
+            sim = _similarity([network], validation.images, validation.texts)
             y = validation.labels
             return (mean_average_precision(sim, y, y) + mean_average_precision(sim.T, y, y)) / 2
 
         self.stages_[stage] = train_stage(
             stage,
-            self.network_,
+            network,
             step,
             validate if validation is not None else None,
             len(labels),
@@ -292,16 +332,16 @@ class FGLabMethod(RetrievalMethod):
             store,
             self.on_epoch_end,
         )
+        return network
 
     # -- encoding ------------------------------------------------------------------------
+    # An ensemble's score is the mean of its networks' scores: the embeddings of the
+    # networks side by side, the text side divided by their number.
     def encode_images(self, images: np.ndarray) -> np.ndarray:
-        self.network_.eval()
-        x = torch.from_numpy(np.asarray(images, dtype=np.float32))
-        return _batched(self.network_.encode_images, x).numpy()
+        return _encode_images(self.networks_, images)
 
     def encode_texts(self, texts) -> np.ndarray:
-        self.network_.eval()
-        return _batched(self.network_.encode_texts, _dense(texts)).numpy()
+        return _encode_texts(self.networks_, texts)
 
     # -- report and persistence ----------------------------------------------------------
     def write_report(self, out_dir: Path, context: ReportContext) -> None:

@@ -26,22 +26,33 @@ CONFIG_FILE, STATE_FILE, WEIGHTS_FILE = "config.json", "state.json", "weights.sa
 def save_method(method: FGLabMethod, directory: Path) -> None:
     """``directory``/config.json, state.json (vocabulary, selection history), weights."""
     method.config.save(directory / CONFIG_FILE)
+    first = method.networks_[0]
     state = {
         "vocabulary": method.vocabulary_,
         "language": method.language_,
-        "n_image_features": int(method.network_.image.mean.shape[0]),
-        "n_classes": method.network_.classifier.out_features if method.network_.classifier else 0,
-        "n_image_landmarks": method.network_.image.n_landmarks,
+        "n_image_features": int(first.image.mean.shape[0]),
+        "n_classes": first.classifier.out_features if first.classifier else 0,
+        "n_image_landmarks": first.image.n_landmarks,
+        "n_networks": len(method.networks_),
         "siamese_map": getattr(method, "siamese_map_", None),
         "stages": {name: vars(stage) for name, stage in method.stages_.items()},
     }
     atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1))
-    tensors = {f"network.{k}": v.contiguous() for k, v in method.network_.state_dict().items()}
+    tensors = {
+        f"{_prefix(member)}{key}": value.contiguous()
+        for member, network in enumerate(method.networks_)
+        for key, value in network.state_dict().items()
+    }
     if method.laplacian_ is not None:
         coo = sparse.coo_matrix(method.laplacian_)
         tensors["graph.indices"] = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
         tensors["graph.values"] = torch.from_numpy(coo.data.astype(np.float64))
     atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(tensors))
+
+
+def _prefix(member: int) -> str:
+    """Weight names of ensemble ``member`` (the first keeps the single network's names)."""
+    return "network." if member == 0 else f"network{member + 1}."
 
 
 def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
@@ -61,16 +72,21 @@ def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
         method.laplacian_ = sparse.csr_matrix(
             (tensors["graph.values"].numpy(), (rows, cols)), shape=(n, n)
         )
-    method.network_ = CrossModalNetwork(
-        n,
-        state["n_image_features"],
-        method.config.model,
-        method.laplacian_,
-        state["n_classes"],
-        state.get("n_image_landmarks", 0),
-    )
-    weights = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith("network.")}
-    method.network_.load_state_dict(weights)
-    method.network_.eval()
+    method.networks_ = []
+    for member in range(state.get("n_networks", 1)):
+        network = CrossModalNetwork(
+            n,
+            state["n_image_features"],
+            method.config.model,
+            method.laplacian_,
+            state["n_classes"],
+            state.get("n_image_landmarks", 0),
+        )
+        prefix = _prefix(member)
+        network.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        )
+        network.eval()
+        method.networks_.append(network)
     method.stages_ = {}
     return method

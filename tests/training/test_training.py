@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from fglab.config import FGLabConfig
 from fglab.experiments import validation_split
@@ -112,3 +113,46 @@ def test_refit_trains_again_on_all_training_pairs_for_the_chosen_number_of_epoch
     n = len(fit_rows) + len(val_rows)
     assert method.similarity_.shape == (n, n) and len(method.report_data_["labels"]) == n
     np.testing.assert_allclose(method.similarity_, method.similarity_.T, atol=1e-5)
+
+
+def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
+    tmp_path, eng_wiki_features
+):
+    train, _ = eng_wiki_features
+    small = train.subset(np.arange(0, len(train), 4))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    fit, val = small.subset(fit_rows), small.subset(val_rows)
+    config = FGLabConfig.from_dict(
+        {
+            **TINY_CONFIG,
+            "labels": {"mode": "uniform"},
+            "training": {**TINY_CONFIG["training"], "epochs": 2, "ensemble": 2},
+        }
+    )
+    method = FGLabMethod(config).fit(fit, val)
+    assert set(method.stages_) == {"model", "refit", "refit-2"}
+    chosen = method.stages_["model"].best_epoch + 1
+    assert len(method.stages_["refit-2"].history) == chosen
+    first, second = method.networks_
+    # different initializations: the members disagree, and the method scores their mean
+    images = torch.from_numpy(val.images.astype(np.float32))
+    texts = torch.from_numpy(val.texts.toarray().astype(np.float32))
+    with torch.no_grad():
+        scores = [net.all_pairs(texts, images).T - net.scorer.bias for net in (first, second)]
+    assert not torch.allclose(scores[0], scores[1], atol=1e-3)
+    np.testing.assert_allclose(
+        method.similarity(val.images, val.texts), ((scores[0] + scores[1]) / 2).numpy(),
+        atol=1e-5,
+    )
+    method.save(tmp_path)
+    loaded = FGLabMethod.load(tmp_path)
+    assert len(loaded.networks_) == 2
+    np.testing.assert_allclose(
+        loaded.similarity(val.images, val.texts), method.similarity(val.images, val.texts),
+        atol=1e-6,
+    )
+
+
+def test_ensemble_must_have_a_network():
+    with pytest.raises(ValueError, match="ensemble"):
+        FGLabConfig.from_dict({"training": {"ensemble": 0}})
