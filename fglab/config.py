@@ -16,6 +16,8 @@ IMAGE_BRANCHES = ("auto", "kernel", "mlp")
 KERNEL_MAX_FEATURES = 256
 LABEL_MODES = ("uniform", "continuous", "binned")
 TEACHERS = ("siamese", "sentence")
+#: Networks in the "auto" ensemble of the MLP image branch.
+AUTO_ENSEMBLE = 3
 
 
 @dataclass
@@ -90,12 +92,18 @@ class TrainingConfig:
     class_weight: float = 0.0
     # Networks from different initializations whose scores are averaged. The first chooses
     # the epoch count on validation; all are then trained for that many epochs (with refit: on
-    # all training pairs).
-    ensemble: int = 3
+    # all training pairs). 0: auto, AUTO_ENSEMBLE networks with the MLP image branch (wide CNN
+    # features; validation gained) and one with the kernel branch (SIFT; validation lost).
+    ensemble: int = 0
 
     def __post_init__(self) -> None:
-        if self.ensemble < 1:
-            raise ValueError(f"ensemble must be >= 1 network, got {self.ensemble}")
+        if self.ensemble < 0:
+            raise ValueError(f"ensemble must be >= 1 network (0: auto), got {self.ensemble}")
+
+    def ensemble_size(self, kernel_image_branch: bool) -> int:
+        if self.ensemble > 0:
+            return self.ensemble
+        return 1 if kernel_image_branch else AUTO_ENSEMBLE
 
 
 @dataclass

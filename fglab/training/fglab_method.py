@@ -110,7 +110,8 @@ class FGLabMethod(RetrievalMethod):
         weights = self._weights(self.similarity_, positive)
         first = self._fit_model(texts, images, labels, weights, validation, store)
         epochs = self.stages_["model"].best_epoch + 1
-        members = self.config.training.ensemble
+        kernel = self.config.model.image_landmarks(images.shape[1], len(images)) > 0
+        members = self.config.training.ensemble_size(kernel)
         tokens = train.tokens
         if refit:  # the epoch count is chosen; train again on all training pairs
             texts = torch.cat([texts, extra])

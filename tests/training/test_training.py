@@ -155,4 +155,12 @@ def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
 
 def test_ensemble_must_have_a_network():
     with pytest.raises(ValueError, match="ensemble"):
-        FGLabConfig.from_dict({"training": {"ensemble": 0}})
+        FGLabConfig.from_dict({"training": {"ensemble": -1}})
+
+
+def test_auto_ensemble_is_three_networks_on_cnn_features_and_one_on_sift():
+    auto = FGLabConfig().training
+    assert auto.ensemble_size(kernel_image_branch=False) == 3
+    assert auto.ensemble_size(kernel_image_branch=True) == 1
+    fixed = FGLabConfig.from_dict({"training": {"ensemble": 2}}).training
+    assert fixed.ensemble_size(kernel_image_branch=True) == 2
