@@ -66,7 +66,8 @@ def _similarity(networks: list[CrossModalNetwork], images: np.ndarray, texts) ->
 
 class FGLabMethod(RetrievalMethod):
     """Graph-convolution text branch + MLP image branch scored by w^T(t ⊙ v) + b, trained
-    with the pairwise similarity loss whose pairs are weighted by fine-grained labels."""
+    with the pairwise similarity loss whose pairs are weighted by fine-grained labels; with
+    ``training.ensemble`` several such networks, scored by the mean of their scores."""
 
     text_input = "bag_of_words"
     selects_on_validation = True
