@@ -24,10 +24,10 @@ import numpy as np
 from fglab.config import FGLabConfig
 from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
+from fglab.evaluation.protocol import evaluate_method
 from fglab.experiments import validation_split
 from fglab.features.views import build_features, default_image_view
 from fglab.io import atomic_write_text
-from fglab.metrics import mean_average_precision
 from fglab.training.fglab_method import FGLabMethod
 
 UNIFORM = {"labels": {"mode": "uniform"}}
@@ -58,10 +58,6 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         "kernel", "bounded", "RBF kernel image branch, bounded embeddings"
     ),
     "mlp-image-mlp-bounded": _no_graph("mlp", "bounded", "image MLP, bounded embeddings"),
-    "mlp-ensemble3": (
-        {**_no_graph("mlp", "unit", "")[0], "training": {"ensemble": 3}},
-        "no graph; image MLP with input dropout; mean score of 3 networks",
-    ),
     "ensemble3": ({"training": {"ensemble": 3}}, "as siamese, the mean score of 3 networks"),
     "uniform": (UNIFORM, "graph branch, default image side, all labels equal (fglab-uniform)"),
     "siamese": ({}, "siamese teacher trained on the texts it grades, continuous (fglab)"),
@@ -91,12 +87,6 @@ def _merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def _average_map(method: FGLabMethod, validation) -> float:
-    scores, labels = method.similarity(validation.images, validation.texts), validation.labels
-    image_to_text = mean_average_precision(scores, labels, labels)
-    return float((image_to_text + mean_average_precision(scores.T, labels, labels)) / 2)
-
-
 def run_variant(name: str, train, seeds: list[int]) -> dict:
     # one network unless the variant is about ensembles: the variants compare design choices
     overrides = _merge({"training": {"refit": False, "ensemble": 1}}, VARIANTS[name][0])
@@ -113,7 +103,7 @@ def run_variant(name: str, train, seeds: list[int]) -> dict:
             {
                 "seed": seed,
                 # the whole method (an ensemble: all its networks); the first network alone
-                "validation_map": _average_map(method, validation),
+                "validation_map": evaluate_method(method, validation).map_all["avg"],
                 "first_network_map": stage.best_score,
                 "epoch": stage.best_epoch + 1,
                 "teacher_map": getattr(method, "siamese_map_", None),
