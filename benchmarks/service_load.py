@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from search_end_to_end import start_server, stop_server
 
 QUERIES = (
     "naval battle in the pacific",
@@ -42,38 +41,15 @@ QUERIES = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(index: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "fglab", "serve", str(index), "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not answer /health within 60 s")
-
-
 def image_payload(index: Path) -> bytes | None:
     """One of the collection's own images, for image queries."""
-    listing = json.loads((index / "index.json").read_text())
-    root = Path(listing["info"]["collection_root"])
-    with open(index / "items.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            path = json.loads(line).get("image_path")
-            if path and (root / path).is_file():
-                return (root / path).read_bytes()
+    from fglab.index.store import EmbeddingIndex
+
+    loaded = EmbeddingIndex.load(index, vectors=False)
+    root = Path(loaded.info["collection_root"])
+    for item in loaded.items:
+        if item.image_path and (root / item.image_path).is_file():
+            return (root / item.image_path).read_bytes()
     return None
 
 
@@ -145,9 +121,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("results/bench/service_load.json"))
     args = parser.parse_args()
-    port = free_port()
-    server = start_server(args.index, port)
-    base = f"http://127.0.0.1:{port}"
+    server, base, _ = start_server(args.index)
     try:
         health = httpx.get(base + "/health").json()
         image = image_payload(args.index) if health["image_search"] else None
@@ -155,8 +129,7 @@ def main() -> None:
             httpx.post(base + "/search/text", json={"query": query, "k": 10}, timeout=60)
         result = run_load(base, args, image)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server)
     result["index"] = str(args.index)
     result["collection"] = health["collection"]
     print("| clients | requests | requests/s | p50 ms | p99 ms | errors |")

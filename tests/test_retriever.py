@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from fglab.index.store import Item
 from fglab.search import (
     InvalidQueryError,
     ItemNotFoundError,
@@ -22,7 +24,7 @@ from tests.index.fakes import (
     FakePipeline,
     SiftPipeline,
     build_fake_index,
-    fake_featurizer,
+    fake_upload_featurizer,
     open_fake_retriever,
 )
 
@@ -111,7 +113,8 @@ def test_upload_over_the_byte_limit_is_refused(index_dir):
 def test_image_search_needs_a_run_that_reads_image_files(index_dir):
     from fglab.index.store import EmbeddingIndex
 
-    sift = Retriever(SiftPipeline(), EmbeddingIndex.load(index_dir), featurizer=fake_featurizer)
+    index = EmbeddingIndex.load(index_dir)
+    sift = Retriever(SiftPipeline(), index, featurizer=fake_upload_featurizer)
     with pytest.raises(UnavailableError, match="image:sift"):
         sift.search_image(_jpeg())
     assert sift.health()["image_search"] is False
@@ -135,14 +138,31 @@ def test_malformed_item_ids_are_refused(retriever, item_id):
 def test_unknown_items_and_files_outside_the_collection_are_not_found(retriever, tmp_path):
     with pytest.raises(ItemNotFoundError, match="no item"):
         retriever.item("img-unknown")
-    item = retriever.item("img-boats-0")
-    item.image_path = "../../../../../../etc/passwd"  # a tampered index entry
-    retriever.thumbnail.cache_clear()
+    tampered = Item("img-evil", "image", "evil", image_path="../../../../../../etc/passwd")
+    retriever.index.add([tampered], np.ones((1, 3), np.float32))  # a tampered index entry
     with pytest.raises(ItemNotFoundError, match="no image file"):
-        retriever.thumbnail("img-boats-0")
+        retriever.thumbnail("img-evil")
 
 
 def test_health_counts_items_and_capabilities(retriever):
     health = retriever.health()
     assert health["items"] == {"image": 12, "text": 12} and health["image_search"] is True
     assert health["method"] == FakePipeline.method_name
+
+
+def test_limit_threads_applies_to_the_thread_that_searches(retriever):
+    import threading
+
+    import faiss
+
+    retriever.limit_threads(1)
+    seen = []
+
+    def query():
+        retriever.search_text("ship", k=2)
+        seen.append(faiss.omp_get_max_threads())  # OpenMP's setting is per thread
+
+    worker = threading.Thread(target=query)
+    worker.start()
+    worker.join()
+    assert seen == [1] and retriever.threads == 1

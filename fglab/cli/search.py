@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 from pathlib import Path
 
 from tqdm import tqdm
@@ -61,13 +60,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="modality to rank (default: the other one)",
     )
     search.add_argument("--json", action="store_true", help="print JSON for scripts")
+    _threads_argument(search)
     search.set_defaults(func=search_index)
 
     serve = subparsers.add_parser("serve", help="serve an index over HTTP with a web page")
     serve.add_argument("index", type=Path)
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     serve.add_argument("--port", type=int, default=8000)
+    _threads_argument(serve)
     serve.set_defaults(func=serve_index)
+
+
+def _threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per query for faiss and the image model (default 1: on a busy CPU more "
+        "make each query wait for the slowest thread; the server runs queries side by side)",
+    )
 
 
 def _collection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,9 +116,7 @@ def _embed(
 
 def _print_counts(index: EmbeddingIndex, path: Path) -> None:
     counts = ", ".join(f"{index.count(m)} {m}s" for m in ("image", "text"))
-    kinds = ", ".join(
-        f"{m}: {index.modalities[m].kind}" for m in ("image", "text") if m in index.modalities
-    )
+    kinds = ", ".join(f"{m}: {index.kinds[m]}" for m in ("image", "text") if m in index.kinds)
     print(f"wrote {path}: {counts} ({kinds})")
 
 
@@ -122,29 +131,20 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_in_place(index: EmbeddingIndex, path: Path) -> None:
-    from fglab.search import MODEL_DIR
-
-    def copy_model(tmp: Path) -> None:
-        shutil.copytree(path / MODEL_DIR, tmp / MODEL_DIR)
-
-    index.save(path, write_extra=copy_model)
-
-
 def add_items(args: argparse.Namespace) -> int:
     from fglab.search import MODEL_DIR
 
-    index = EmbeddingIndex.load(args.index)
+    index = EmbeddingIndex.load(args.index, vectors=False)  # appends: no need to read vectors
     _embed(load_pipeline(args.index / MODEL_DIR), args, index)
-    _save_in_place(index, args.index)
+    index.save_changes(args.index)
     _print_counts(index, args.index)
     return 0
 
 
 def remove_items(args: argparse.Namespace) -> int:
-    index = EmbeddingIndex.load(args.index)
+    index = EmbeddingIndex.load(args.index, vectors=False)
     index.remove(args.ids)
-    _save_in_place(index, args.index)
+    index.save_changes(args.index)
     _print_counts(index, args.index)
     return 0
 
@@ -153,6 +153,7 @@ def search_index(args: argparse.Namespace) -> int:
     from fglab.search import Retriever
 
     retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
+    retriever.limit_threads(args.threads)
     if args.text is not None:
         hits = retriever.search_text(args.text, args.k, args.target or "image")
     else:
@@ -178,6 +179,7 @@ def serve_index(args: argparse.Namespace) -> int:
     if args.host not in LOOPBACK:
         logger.warning("serving on %s: reachable from other machines", args.host)
     retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
+    retriever.limit_threads(args.threads)
     print(f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     uvicorn.run(create_app(retriever), host=args.host, port=args.port, log_level="info")
     return 0

@@ -11,6 +11,8 @@ missing, corrupt, truncated or too small is reported by row with the reason, nev
 from __future__ import annotations
 
 import copy
+import functools
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
 from fglab.features.cache import FeatureCache, file_digest
+from fglab.hardware import fast_bfloat16
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class ImageExtractor:
     @property
     def dtype(self) -> torch.dtype:
         if self.precision == "auto":
-            return torch.bfloat16 if _fast_bfloat16() else torch.float32
+            return torch.bfloat16 if fast_bfloat16() else torch.float32
         return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.precision]
 
     @property
@@ -54,24 +57,21 @@ class ImageExtractor:
         return f"{self.model}@{self.image_size}{crop}-{dtype}-v{self.version}"
 
 
-def _fast_bfloat16() -> bool:
-    """True where oneDNN runs bfloat16 convolutions natively (AVX-512 BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-class ImageProblem(Exception):
+class ImageProblem(ValueError):
     """An image that cannot be used; the message says why."""
 
 
-def decode_image(path: Path | None, size: int, crop: bool = False) -> np.ndarray:
-    """The image at ``path`` as a (size, size, 3) uint8 RGB array, or ImageProblem."""
-    if path is None or not Path(path).is_file():
+def decode_image(path: Path | bytes | None, size: int, crop: bool = False) -> np.ndarray:
+    """The image at ``path`` (or in these bytes) as a (size, size, 3) uint8 RGB array, or
+    ImageProblem."""
+    if isinstance(path, bytes | bytearray):
+        source = io.BytesIO(path)
+    elif path is None or not Path(path).is_file():
         raise ImageProblem(f"missing file {path}")
+    else:
+        source = path
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (size, size))  # reduced-size decoding, never below size
             image = ImageOps.exif_transpose(image)
@@ -166,6 +166,20 @@ def _fold_batch_norms(network: nn.Module) -> nn.Module:
 
 def load_model(extractor: ImageExtractor) -> nn.Module:
     return PooledFeatures(load_network(extractor), extractor.dtype).eval()
+
+
+@functools.lru_cache(maxsize=2)
+def shared_model(extractor: ImageExtractor) -> nn.Module:
+    """One loaded model per extractor for the whole process (inference only)."""
+    return load_model(extractor)
+
+
+def features_of_bytes(data: bytes, extractor: ImageExtractor) -> np.ndarray:
+    """(dim,) float32 features of one image held in memory (an upload): decoded from the
+    bytes and run through the shared model, as :func:`extract` does for a file."""
+    pixels = torch.from_numpy(decode_image(data, extractor.image_size, extractor.crop))
+    with torch.inference_mode():
+        return shared_model(extractor)(pixels.permute(2, 0, 1)[None]).numpy()[0]
 
 
 def extract(

@@ -9,7 +9,7 @@ import numpy as np
 
 from fglab.data.wikipedia import Split
 from fglab.features.cache import FeatureCache
-from fglab.features.image import ImageExtractor, extract
+from fglab.features.image import ImageExtractor, extract, features_of_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ def extract_image_features(
     extractor = image_extractor(view)
     cache = FeatureCache(extractor.cache_name, cache_dir)
     return extract(list(paths), extractor, cache, progress=progress)
+
+
+def image_features_of_bytes(data: bytes, view: str) -> np.ndarray:
+    """(dim,) features of one image held in memory; ImageProblem (a ValueError) if it cannot
+    be decoded. Not cached: uploads are not kept."""
+    return features_of_bytes(data, image_extractor(view))
 
 
 def extract_image_view(split: Split, view: str) -> np.ndarray:

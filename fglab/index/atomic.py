@@ -5,18 +5,24 @@ a ``index.json`` listing each file's size and SHA-256 is written last, and the d
 then renamed into place (swapped atomically with an existing one where Linux allows). A build
 that is killed leaves only the hidden temporary directory, which never passes
 :func:`verify_directory` because its listing is missing or does not match.
+
+Small changes are committed in place instead (:func:`commit_listing`): new files are written
+under names no listing holds yet, then ``index.json`` is replaced by a new listing that adds
+them (a write-then-rename). Listed files are never modified, so a killed commit leaves the
+old listing over intact files; unlisted leftovers are ignored and later removed.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 LISTING = "index.json"
 FORMAT = "fglab-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 1 (one faiss file per modality and ``items.jsonl``) still loads.
+READABLE_VERSIONS = (1, 2)
 
 
 class IncompleteIndexError(ValueError):
@@ -58,17 +66,57 @@ def write_listing(directory: Path, info: dict) -> None:
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
         if relative != LISTING:
-            files[relative] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            files[relative] = file_entry(path)
     listing = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "files": files}
-    path = directory / LISTING
+    _write_json(directory / LISTING, listing)
+
+
+def file_entry(path: Path) -> dict:
+    """What a listing records of a file: its size and SHA-256."""
+    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+
+
+def commit_listing(directory: Path, listing: dict) -> None:
+    """Replace ``index.json`` of a published directory with ``listing`` (written to a hidden
+    file, fsynced, renamed over it). Every file it names must already be written and fsynced."""
+    directory = Path(directory)
+    tmp = directory / f".{LISTING}.{os.getpid()}.tmp"
+    try:
+        _write_json(tmp, {"format": FORMAT, "format_version": FORMAT_VERSION, **listing})
+        os.replace(tmp, directory / LISTING)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(directory)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (and ``root`` itself)."""
+    _fsync_tree(Path(root))
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a directory (``flock`` on the folder itself): one writer."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, data: dict) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(listing, handle, indent=2)
+        json.dump(data, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def verify_directory(directory: Path) -> dict:
-    """The listing of a complete index directory; :class:`IncompleteIndexError` otherwise."""
+def verify_directory(directory: Path, check: Callable[[str], bool] | None = None) -> dict:
+    """The listing of a complete index directory; :class:`IncompleteIndexError` otherwise.
+
+    Every listed file is checked against its size and SHA-256, or those ``check(name)`` accepts
+    (a reader that will not open some files need not hash them)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"index {directory} not found (build it with `fglab index`)")
@@ -82,12 +130,19 @@ def verify_directory(directory: Path) -> dict:
         listing = json.loads(listing_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise IncompleteIndexError(f"{listing_path} is unreadable: {error}") from error
-    if listing.get("format") != FORMAT or listing.get("format_version") != FORMAT_VERSION:
+    if listing.get("format") != FORMAT:
         raise IncompleteIndexError(
             f"{directory} is not a fglab index of format version {FORMAT_VERSION} "
             f"(found {listing.get('format')!r} version {listing.get('format_version')!r})"
         )
+    if listing.get("format_version") not in READABLE_VERSIONS:
+        raise IncompleteIndexError(
+            f"{directory} is a fglab index of format version {listing.get('format_version')!r}; "
+            f"this fglab reads versions {READABLE_VERSIONS}: build the index again"
+        )
     for name, expected in listing.get("files", {}).items():
+        if check is not None and not check(name):
+            continue
         path = directory / name
         if not path.is_file():
             raise IncompleteIndexError(f"{directory}: file {name} listed in {LISTING} is missing")

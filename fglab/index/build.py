@@ -23,6 +23,9 @@ TEXT_BATCH = 256
 IMAGE_BATCH = 64
 #: ``extract_image_features(paths, view, cache_dir=None, progress=False)`` -> (rows, failures)
 ImageFeaturizer = Callable[..., tuple[np.ndarray, dict[int, str]]]
+#: ``image_features_of_bytes(data, view)`` -> (dim,) features of one image held in memory;
+#: a ValueError says why it cannot be read.
+UploadFeaturizer = Callable[[bytes, str], np.ndarray]
 Progress = Callable[[int], None]
 
 
@@ -39,6 +42,12 @@ def default_image_featurizer() -> ImageFeaturizer:
     from fglab.features.image_views import extract_image_features
 
     return extract_image_features
+
+
+def default_upload_featurizer() -> UploadFeaturizer:
+    from fglab.features.image_views import image_features_of_bytes
+
+    return image_features_of_bytes
 
 
 def image_view_reads_files(view: str) -> bool:

@@ -102,7 +102,7 @@ def _add_routes(app: FastAPI, retriever: Retriever) -> None:
     def item(item_id: str) -> ItemOut:
         found = retriever.item(item_id)
         other = ("txt-" if found.modality == "image" else "img-") + found.pair_id
-        has_other = other in retriever.index.by_id
+        has_other = other in retriever.index
         return ItemOut(
             id=found.id,
             modality=found.modality,

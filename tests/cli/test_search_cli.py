@@ -12,14 +12,23 @@ import pytest
 
 from fglab.cli import main
 from fglab.index.store import EmbeddingIndex
-from tests.index.fakes import COLOURS, FakePipeline, colour_image, fake_featurizer, write_collection
+from tests.index.fakes import (
+    COLOURS,
+    FakePipeline,
+    colour_image,
+    fake_featurizer,
+    fake_upload_featurizer,
+    write_collection,
+)
 
 
 @pytest.fixture()
 def fakes(monkeypatch, tmp_path):
     monkeypatch.setattr("fglab.cli.search.load_pipeline", FakePipeline.load)
     monkeypatch.setattr("fglab.index.build.default_image_featurizer", lambda: fake_featurizer)
-    monkeypatch.setattr("fglab.search.default_image_featurizer", lambda: fake_featurizer)
+    monkeypatch.setattr(
+        "fglab.search.default_upload_featurizer", lambda: fake_upload_featurizer
+    )
     run = tmp_path / "run"
     FakePipeline().save(run)
     return run
@@ -60,10 +69,15 @@ def test_add_and_remove_items_in_place(fakes, tmp_path, capsys):
         '{"id": "new", "text": "horse", "image_path": "images/animals-0.jpg"}\n'
         '{"id": "bad", "image_path": "missing.jpg"}\n'
     )
+    before = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in index.rglob("*") if p.is_file()}
     assert main(["index-add", str(index), "--dataset", f"manifest:{extra}"]) == 0
     out = capsys.readouterr().out
     assert "4 images, 4 texts" in out
     assert main(["index-remove", str(index), "img-new", "txt-boats-0"]) == 0
+    for path, stat in before.items():  # appended as segments: no earlier file was rewritten
+        if path.name != "index.json":
+            assert (path.stat().st_ino, path.stat().st_mtime_ns) == stat, path
+    assert len(list((index / "segments").iterdir())) == 2
     loaded = EmbeddingIndex.load(index)
     assert "img-new" not in loaded.by_id and "txt-new" in loaded.by_id
     assert loaded.count("text") == 3 and (index / "model" / "config.json").is_file()

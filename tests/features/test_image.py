@@ -7,8 +7,18 @@ import pytest
 
 from fglab.data.wikipedia import Split
 from fglab.features.cache import FeatureCache
-from fglab.features.image import ImageExtractor, ImageProblem, decode_image, extract
-from fglab.features.image_views import extract_image_features, extract_image_view
+from fglab.features.image import (
+    ImageExtractor,
+    ImageProblem,
+    decode_image,
+    extract,
+    features_of_bytes,
+)
+from fglab.features.image_views import (
+    extract_image_features,
+    extract_image_view,
+    image_features_of_bytes,
+)
 from tests.features.images_fixture import write_images
 
 SMALL = ImageExtractor(image_size=96, precision="float32")  # small inputs keep the test fast
@@ -87,3 +97,16 @@ def test_public_view_and_split_logging(images, tmp_path, caplog, monkeypatch):
     assert "img-b" in caplog.text and "img-c" in caplog.text and "too small" in caplog.text
     with pytest.raises(ValueError, match="unknown image view"):
         extract_image_features(paths, "image:resnet", tmp_path)
+
+
+def test_an_image_in_memory_gets_the_same_features_as_its_file(images, extracted):
+    names, features, _ = extracted
+    for name in ("jpeg", "png_as_jpg", "cmyk"):
+        data = images[name].read_bytes()
+        from_file, _ = extract([images[name]], SMALL)
+        np.testing.assert_allclose(features_of_bytes(data, SMALL), from_file[0], atol=1e-5)
+        np.testing.assert_allclose(from_file[0], features[names.index(name)], atol=1e-4)
+    with pytest.raises(ImageProblem, match="unreadable"):
+        features_of_bytes(images["truncated"].read_bytes(), SMALL)
+    view = image_features_of_bytes(images["jpeg"].read_bytes(), "image:efficientnet-lite0")
+    assert view.shape == (1280,) and view.std() > 0

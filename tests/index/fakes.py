@@ -7,6 +7,7 @@ animals, green = boats, blue = music). Search results are therefore predictable.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -74,6 +75,15 @@ def fake_featurizer(paths, view, cache_dir=None, progress=False):
     return rows, failures
 
 
+def fake_upload_featurizer(data: bytes, view: str) -> np.ndarray:
+    """Mean RGB of an image held in memory; a ValueError if it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.float64).mean(axis=(0, 1))
+    except OSError as error:
+        raise ValueError(f"unreadable: {error}") from error
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
@@ -129,5 +139,5 @@ def open_fake_retriever(index_dir: Path, **kwargs):
     from fglab.search import Retriever
 
     return Retriever.open(
-        index_dir, load_pipeline=FakePipeline.load, featurizer=fake_featurizer, **kwargs
+        index_dir, load_pipeline=FakePipeline.load, featurizer=fake_upload_featurizer, **kwargs
     )

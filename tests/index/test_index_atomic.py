@@ -80,9 +80,9 @@ def test_killed_first_build_leaves_nothing_that_loads(tmp_path):
 def test_damaged_or_foreign_directories_fail_with_a_clear_error(tmp_path):
     target = tmp_path / "index"
     _old_index(target)
-    with open(target / "items.jsonl", "r+b") as handle:
+    with open(target / "items.parquet", "r+b") as handle:
         handle.truncate(10)
-    with pytest.raises(IncompleteIndexError, match="items.jsonl does not match"):
+    with pytest.raises(IncompleteIndexError, match="items.parquet does not match"):
         EmbeddingIndex.load(target)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "index.json").write_text('{"format": "something"}')

@@ -95,9 +95,9 @@ def test_pq_needs_enough_vectors_to_train():
 
 
 def test_auto_kind_is_pq_above_the_size_limit(monkeypatch):
-    import fglab.index.store as store
+    import fglab.index.vectors as vectors
 
-    monkeypatch.setattr(store, "AUTO_APPROXIMATE_FROM", 150)
+    monkeypatch.setattr(vectors, "AUTO_APPROXIMATE_FROM", 150)
     index = EmbeddingIndex(16)
     index.add(_items(200), _vectors(200))
     assert index.modalities["image"].kind == "pq"

@@ -68,7 +68,7 @@ def site(tmp_path):
         image = next(
             (
                 retriever.image_file(item)
-                for item in retriever.index.items.values()
+                for item in retriever.index.items
                 if retriever.image_file(item)
             ),
             None,

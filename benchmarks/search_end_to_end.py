@@ -1,0 +1,396 @@
+"""Search latency as a user meets it: the same text queries through raw faiss, the Retriever
+and HTTP (``fglab serve`` on loopback), plus index load, ``index-add`` and image queries.
+
+For each ``--sizes`` entry: a synthetic index of that many image items (isotropic unit 256-d
+vectors, the hardest case for approximate search; short texts) is built with the default
+settings (exact below 200k items, ``pq`` above), saved, and loaded back (timed). Its model
+is a stand-in (``synthetic_text_method.py``): the tf-idf of a trained chinese-news run
+(``--run``) projected to 256-d, so queries are real Chinese text. Each query is then timed,
+one at a time (one thread per query, as ``fglab serve`` runs them), three ways in
+interleaved rounds: the loaded faiss index searched with the
+query's vector; ``Retriever.search_text`` (encoding + faiss + items); ``POST /search/text``
+to ``fglab serve`` in its own process. recall@10 is against exact search. At the largest
+size, 10 items are added through the API and through ``fglab index-add``.
+
+Image queries: chinese-news photos (test split, read as bytes) uploaded to an index built from
+``--run`` (``--image-index``, built if missing), in process and over HTTP.
+
+    .venv/bin/python benchmarks/search_end_to_end.py --sizes 100000,1000000
+
+Prints a markdown table and writes JSON (default ``results/bench/search_end_to_end.json``).
+Other jobs on the machine change absolute numbers; the ratios to raw faiss are measured in
+the same rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import httpx
+import numpy as np
+from synthetic_text_method import ProjectedText
+
+from fglab.index.store import EmbeddingIndex, IndexSettings, Item
+from fglab.index.vectors import set_search_threads
+from fglab.pipeline import RetrievalPipeline
+from fglab.search import MODEL_DIR, Retriever
+
+K = 10
+DIM = 256
+BENCH_DIR = Path(__file__).resolve().parent
+CATEGORIES = [f"c{i}" for i in range(10)]
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def summary(ms: list[float]) -> dict:
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(np.mean(ms)),
+        "n": len(ms),
+    }
+
+
+# -- the synthetic collection ----------------------------------------------------------------
+
+
+def synthetic_pipeline(run: Path) -> RetrievalPipeline:
+    """The run's tokenizer and tf-idf, a random 256-d projection as the model."""
+    trained = RetrievalPipeline.load(run)
+    vocabulary = len(trained.text_features.vocabulary_)
+    return RetrievalPipeline(
+        "synthetic", "projected-tfidf", trained.image_view, "text:tfidf", trained.language,
+        CATEGORIES, ProjectedText.random(vocabulary, DIM), trained.text_features,
+        trained.stopwords,
+    )
+
+
+def query_texts(pipeline: RetrievalPipeline, count: int, data_root: str | None) -> list[str]:
+    """Short queries: the first 20 characters of chinese-news test texts that hit the vocabulary."""
+    from fglab.data.wikipedia import load_dataset
+
+    test = load_dataset("chinese-news", data_root, log_problems_found=False).test
+    queries = []
+    for text in test.texts:
+        query = "".join(text.split())[:20]
+        if query and pipeline.text_inputs([query]).nnz:
+            queries.append(query)
+        if len(queries) == count:
+            break
+    return queries
+
+
+def build(n: int, pipeline: RetrievalPipeline, folder: Path, seed: int) -> tuple[np.ndarray, dict]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, DIM), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    items = [
+        Item(f"img-{i}", "image", str(i), CATEGORIES[i % 10], f"item {i}",
+             f"synthetic item number {i}, a short text")
+        for i in range(n)
+    ]
+    info = {"collection": "synthetic", "collection_root": str(folder.resolve())}
+    started = time.perf_counter()
+    index = EmbeddingIndex(DIM, IndexSettings(), info)
+    index.add(items, x)
+    del items
+    built = time.perf_counter() - started
+    index.save(folder / "index", write_extra=lambda tmp: pipeline.save(tmp / MODEL_DIR))
+    saved = time.perf_counter() - started - built
+    return x, {"kind": index.kinds["image"], "build_s": built, "save_s": saved}
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env() -> dict:
+    """``fglab serve`` must import the stand-in model from this folder."""
+    path = os.pathsep.join(p for p in (str(BENCH_DIR), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def start_server(index: Path) -> tuple[subprocess.Popen, str, float]:
+    """``fglab serve INDEX`` on a free loopback port; returns it, its URL and its start time."""
+    port = free_port()
+    command = [sys.executable, "-m", "fglab", "serve", str(index), "--port", str(port)]
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env()
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(3000):
+        if server.poll() is not None:
+            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return server, base, time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    stop_server(server)
+    raise RuntimeError("server did not answer /health within 150 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+# -- text queries ----------------------------------------------------------------------------
+
+
+def recall(found: list[list[int]], truth: np.ndarray) -> float:
+    hits = [len(set(f) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(hits))
+
+
+def item_numbers(ids: list[str]) -> list[int]:
+    return [int(i.split("-", 1)[1]) for i in ids]
+
+
+def time_text_queries(index: EmbeddingIndex, retriever, http, queries, vectors, rounds) -> dict:
+    """The three paths over the same queries, interleaved round by round."""
+    faiss_index = index.modalities["image"].faiss_index
+
+    def raw(i: int) -> list[int]:
+        return faiss_index.search(vectors[i : i + 1], K)[1][0].tolist()
+
+    def via_retriever(i: int) -> list[int]:
+        return item_numbers([h.id for h in retriever.search_text(queries[i], K)])
+
+    def via_http(i: int) -> list[int]:
+        response = http.post("/search/text", json={"query": queries[i], "k": K})
+        response.raise_for_status()
+        return item_numbers([h["id"] for h in response.json()["hits"]])
+
+    paths = {"raw faiss": raw, "Retriever": via_retriever, "HTTP": via_http}
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    found: dict[str, list[list[int]]] = {name: [] for name in paths}
+    for i in range(min(20, len(queries))):  # warm-up: jieba, page cache, connections
+        for fn in paths.values():
+            fn(i)
+    for round_ in range(rounds):
+        for name, fn in paths.items():
+            for i in range(len(queries)):
+                start = time.perf_counter()
+                result = fn(i)
+                times[name].append((time.perf_counter() - start) * 1000)
+                if round_ == 0:
+                    found[name].append(result)
+    return {"times": times, "found": found}
+
+
+def run_size(n: int, pipeline, queries: list[str], args, work: Path) -> dict:
+    folder = work / f"n{n}"
+    folder.mkdir()
+    x, built = build(n, pipeline, folder, args.seed)
+    path = folder / "index"
+    started = time.perf_counter()
+    index = EmbeddingIndex.load(path)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    EmbeddingIndex.load(path, vectors=False)
+    load_items_s = time.perf_counter() - started
+    retriever = Retriever(RetrievalPipeline.load(path / MODEL_DIR), index)
+    retriever.limit_threads(1)  # as `fglab serve` does by default
+    set_search_threads(1)  # for the raw faiss searches made from this thread
+    vectors = np.ascontiguousarray(retriever.pipeline.encode_texts(queries), dtype=np.float32)
+    truth = faiss.knn(vectors, x, K, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    del x
+    result = {"n": n, **built, "load_s": load_s, "load_items_only_s": load_items_s}
+    server, base, result["server_start_s"] = start_server(path)
+    try:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            result["load_average_start"] = load_average()
+            measured = time_text_queries(index, retriever, http, queries, vectors, args.rounds)
+            result["load_average_end"] = load_average()
+    finally:
+        stop_server(server)
+    raw_p50 = np.percentile(measured["times"]["raw faiss"], 50)
+    result["paths"] = {
+        name: {
+            **summary(times),
+            "recall_at_10": recall(measured["found"][name], truth),
+            "vs_raw_p50": float(np.percentile(times, 50) / raw_p50),
+        }
+        for name, times in measured["times"].items()
+    }
+    if n == max(args.sizes):
+        del index, retriever
+        result["index_add"] = index_add(path, pipeline, folder)
+    shutil.rmtree(folder)
+    return result
+
+
+def index_add(path: Path, pipeline, folder: Path) -> dict:
+    """10 text items added through the API (load items, embed, commit) and through the CLI."""
+    texts = [f"新增的新闻 {i} 经济 教育 体育" for i in range(10)]
+    started = time.perf_counter()
+    index = EmbeddingIndex.load(path, vectors=False)
+    loaded = time.perf_counter()
+    items = [Item(f"txt-api-{i}", "text", f"api-{i}", text=t) for i, t in enumerate(texts)]
+    index.add(items, pipeline.encode_texts(texts))
+    index.save_changes(path)
+    api = {"load_items_s": loaded - started, "total_s": time.perf_counter() - started}
+    manifest = folder / "ten.jsonl"
+    manifest.write_text(
+        "".join(json.dumps({"id": f"cli-{i}", "text": t}, ensure_ascii=False) + "\n"
+                for i, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "fglab", "index-add", str(path),
+               "--dataset", f"manifest:{manifest}"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=server_env(), capture_output=True)
+    cli_s = time.perf_counter() - started
+    started = time.perf_counter()
+    after = EmbeddingIndex.load(path)
+    reload_s = time.perf_counter() - started
+    assert after.count("text") == 20, after.count("text")
+    listing = json.loads((path / "index.json").read_text())
+    return {
+        "api": api,
+        "cli_s": cli_s,
+        "load_after_s": reload_s,
+        "segments": len(listing["segments"]),
+        "load_average": load_average(),
+    }
+
+
+# -- image queries ---------------------------------------------------------------------------
+
+
+def image_queries(args) -> dict:
+    from fglab.data.wikipedia import load_dataset
+
+    index = args.image_index
+    if not (index / "index.json").is_file():
+        subprocess.run([sys.executable, "-m", "fglab", "index", str(args.run), "--dataset",
+                        "chinese-news", "--split", "all", "--out", str(index)], check=True)
+    test = load_dataset("chinese-news", args.data_root, log_problems_found=False).test
+    uploads = [p.read_bytes() for p in test.image_paths if p is not None][: args.images]
+    retriever = Retriever.open(index)
+    retriever.limit_threads(1)  # as `fglab serve` does by default
+    times: dict[str, list[float]] = {"Retriever": [], "HTTP": []}
+    server, base, start_s = start_server(index)
+    try:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            def via_http(data: bytes) -> None:
+                files = {"file": ("upload.jpg", data)}
+                http.post("/search/image", files=files, data={"k": str(K)}).raise_for_status()
+
+            paths = {"Retriever": lambda d: retriever.search_image(d, K), "HTTP": via_http}
+            for data in uploads[:3]:
+                for fn in paths.values():
+                    fn(data)
+            load_start = load_average()
+            for name, fn in paths.items():
+                for data in uploads:
+                    started = time.perf_counter()
+                    fn(data)
+                    times[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        stop_server(server)
+    return {
+        "index": str(index),
+        "items": retriever.index.count("image") + retriever.index.count("text"),
+        "uploads": len(uploads),
+        "upload_kb_median": float(np.median([len(d) for d in uploads]) / 1024),
+        "server_start_s": start_s,
+        "load_average": [load_start, load_average()],
+        "paths": {name: summary(t) for name, t in times.items()},
+    }
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def print_tables(result: dict) -> None:
+    print("\n| items | index | path | p50 ms | p99 ms | recall@10 | p50 vs raw faiss |")
+    print("|---|---|---|---|---|---|---|")
+    for size in result["sizes"]:
+        for name, p in size["paths"].items():
+            print(f"| {size['n']:,} | {size['kind']} | {name} | {p['p50_ms']:.2f} | "
+                  f"{p['p99_ms']:.2f} | {p['recall_at_10']:.3f} | {p['vs_raw_p50']:.2f}× |")
+    print("\n| items | build s | save s | load s | load items only s | server start s | "
+          "load average |")
+    print("|---|---|---|---|---|---|---|")
+    for s in result["sizes"]:
+        print(f"| {s['n']:,} | {s['build_s']:.1f} | {s['save_s']:.1f} | {s['load_s']:.2f} | "
+              f"{s['load_items_only_s']:.2f} | {s['server_start_s']:.1f} | "
+              f"{s['load_average_start']} → {s['load_average_end']} |")
+    for s in result["sizes"]:
+        if "index_add" in s:
+            a = s["index_add"]
+            print(f"\nindex-add of 10 items to {s['n']:,}: API {a['api']['total_s']:.3f} s "
+                  f"(items loaded in {a['api']['load_items_s']:.3f} s), `fglab index-add` "
+                  f"{a['cli_s']:.2f} s (whole process); load afterwards {a['load_after_s']:.2f} s")
+    if "images" in result:
+        im = result["images"]
+        print(f"\nimage queries ({im['uploads']} chinese-news uploads, median "
+              f"{im['upload_kb_median']:.0f} KB, index of {im['items']} items, load average "
+              f"{im['load_average'][0]} → {im['load_average'][1]}):")
+        for name, p in im["paths"].items():
+            print(f"  {name}: p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000",
+                        type=lambda s: [int(v) for v in s.split(",")])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
+    parser.add_argument("--run", type=Path, default=Path("runs/cn-sm"),
+                        help="a chinese-news run (`fglab train chinese-news --method sm`)")
+    parser.add_argument("--image-index", type=Path, default=Path("runs/cn-sm-index"))
+    parser.add_argument("--images", type=int, default=100, help="image uploads to time")
+    parser.add_argument("--no-images", action="store_true")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench/search_end_to_end.json"))
+    args = parser.parse_args()
+    pipeline = synthetic_pipeline(args.run)
+    queries = query_texts(pipeline, args.queries, args.data_root)
+    result: dict = {"load_average_start": load_average(), "queries": len(queries),
+                    "rounds": args.rounds, "cpus": os.cpu_count(), "sizes": []}
+    with tempfile.TemporaryDirectory(prefix="fglab-e2e-", dir=args.work) as work:
+        for n in args.sizes:
+            print(f"n={n:,}: building, loading, timing ...", flush=True)
+            result["sizes"].append(run_size(n, pipeline, queries, args, Path(work)))
+    if not args.no_images:
+        print("image queries ...", flush=True)
+        result["images"] = image_queries(args)
+    result["load_average_end"] = load_average()
+    print_tables(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nload average {result['load_average_start']} → {result['load_average_end']}; "
+          f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

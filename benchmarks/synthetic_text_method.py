@@ -1,0 +1,49 @@
+"""A stand-in model for ``search_end_to_end.py``: tf-idf rows projected to 256-d unit vectors.
+
+It gives a large synthetic index real text queries (tokenized and weighted by a trained run's
+tf-idf) and an embedding size like a real model's. Saved as a NumPy array, no pickle. It lives
+in its own module so that ``fglab serve`` can import it (with ``benchmarks/`` on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fglab.method import RetrievalMethod
+
+PROJECTION = "projection.npy"
+
+
+class ProjectedText(RetrievalMethod):
+    """``encode_texts``: x @ P, scaled to unit length. Images are not supported."""
+
+    text_input = "bag_of_words"
+
+    def __init__(self, projection: np.ndarray) -> None:
+        self.projection = np.ascontiguousarray(projection, dtype=np.float32)
+
+    @classmethod
+    def random(cls, vocabulary: int, dim: int = 256, seed: int = 0) -> ProjectedText:
+        rng = np.random.default_rng(seed)
+        return cls(rng.standard_normal((vocabulary, dim), dtype=np.float32))
+
+    def fit(self, train, validation=None) -> ProjectedText:
+        return self
+
+    def encode_texts(self, texts) -> np.ndarray:
+        x = np.asarray(texts @ self.projection, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        raise ValueError("the synthetic benchmark model embeds texts only")
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / PROJECTION, self.projection, allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> ProjectedText:
+        return cls(np.load(Path(folder) / PROJECTION, allow_pickle=False))

@@ -1,0 +1,284 @@
+"""An index directory on disk: a base written in full, plus append-only segments.
+
+    index.json                 the listing: settings, counts, segments, every file's SHA-256
+    image.faiss, text.faiss    the faiss index of each modality, as of the last full save
+    items.parquet              the items of the base (key, id, modality, title, text, ...)
+    segments/000001/           one commit of a few changes:
+        items.parquet          items added, ``image.npy`` / ``text.npy`` their vectors in
+        removed.npy            the same order, and the keys removed (int64)
+    model/ ...                 files the caller added (the trained run), carried along
+
+A full save builds a new directory and swaps it in (:func:`fglab.index.atomic.atomic_directory`).
+A commit writes a new segment folder and then replaces ``index.json`` with a listing that
+names it (:func:`fglab.index.atomic.commit_listing`): existing files are never touched, and a
+killed commit leaves the previous listing over intact files. Loading reads the base and
+replays the segments into the same in-memory faiss indexes, so a query never looks at
+segments separately. Once the segments hold many rows (or many commits) the next commit
+rewrites everything as a new base. Format 1 (``items.jsonl``, no segments) still loads; its
+first commit rewrites it as format 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fglab.index.atomic import (
+    LISTING,
+    IncompleteIndexError,
+    atomic_directory,
+    commit_listing,
+    file_entry,
+    fsync_tree,
+    locked,
+    verify_directory,
+    write_listing,
+)
+from fglab.index.items import ItemTable, read_items, read_items_jsonl, write_items
+from fglab.index.vectors import IndexSettings, ModalityIndex
+
+if TYPE_CHECKING:
+    from fglab.index.store import EmbeddingIndex
+
+ITEMS = "items.parquet"
+V1_ITEMS = "items.jsonl"
+SEGMENTS = "segments"
+REMOVED = "removed.npy"
+#: A commit rewrites the whole index once the segments would exceed either limit.
+MAX_SEGMENTS = 64
+COMPACT_MIN_ROWS = 10_000
+COMPACT_FRACTION = 0.2  # of the base's rows
+
+
+@dataclass
+class Changes:
+    """Adds and removals not yet on disk: item rows from ``start_row`` on, their vectors by
+    modality (in key order), and removed keys."""
+
+    start_row: int = 0
+    added: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    removed: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed)
+
+    def rows(self) -> int:
+        return sum(len(v) for parts in self.added.values() for v in parts) + len(self.removed)
+
+
+@dataclass
+class Origin:
+    """The directory an index was loaded from (or last saved to) and its listing then."""
+
+    path: Path
+    listing: dict
+
+
+def _is_owned(name: str) -> bool:
+    """Whether a listed file belongs to the index itself (not to a caller, like the model)."""
+    return name in (ITEMS, V1_ITEMS) or name.startswith(f"{SEGMENTS}/") or (
+        "/" not in name and name.endswith(".faiss")
+    )
+
+
+def _is_vectors(name: str) -> bool:
+    return name.endswith(".faiss") or (
+        name.startswith(f"{SEGMENTS}/") and name.endswith(".npy") and not name.endswith(REMOVED)
+    )
+
+
+# -- load ------------------------------------------------------------------------------------
+
+
+def load(cls: type[EmbeddingIndex], path: Path, vectors: bool) -> EmbeddingIndex:
+    listing = verify_directory(path, None if vectors else (lambda name: not _is_vectors(name)))
+    index = cls(listing["dim"], IndexSettings(**listing["settings"]), listing.get("info"))
+    index.has_vectors = vectors
+    index.next_key = listing["next_key"]
+    files = listing.get("files", {})
+    for name, meta in listing["modalities"].items():
+        index.kinds[name] = meta["kind"]
+        if vectors and f"{name}.faiss" in files:
+            faiss_index = faiss.read_index(str(path / f"{name}.faiss"))
+            index.modalities[name] = ModalityIndex(faiss_index, meta["kind"], set(meta["deleted"]))
+    try:
+        if listing["format_version"] == 1:
+            index.items = ItemTable(read_items_jsonl(path / V1_ITEMS))
+        else:
+            index.items = ItemTable(read_items(path / ITEMS))
+        for segment in listing.get("segments", []):
+            _replay(index, path / segment["dir"], segment, vectors)
+    except (OSError, ValueError, KeyError, pa.ArrowException) as error:
+        raise IncompleteIndexError(f"{path}: unreadable index ({error}); build it again") from error
+    index.changes = Changes(start_row=len(index.items.table))
+    index.origin = Origin(path.resolve(), listing)
+    return index
+
+
+def _replay(index: EmbeddingIndex, folder: Path, segment: dict, vectors: bool) -> None:
+    """Apply one segment: its items and vectors, then its removals."""
+    if segment["added"]:
+        part = read_items(folder / ITEMS)
+        modality = part.column("modality")
+        keys = part.column("key").to_numpy()
+        for name, rows in segment["added"].items():
+            chosen = keys[pc.equal(modality, name).to_numpy(zero_copy_only=False)]
+            if len(chosen) != rows:
+                raise ValueError(f"{folder}: {len(chosen)} {name} items, listing says {rows}")
+            if vectors:
+                matrix = np.load(folder / f"{name}.npy", allow_pickle=False)
+                if matrix.shape != (rows, index.dim):
+                    raise ValueError(f"{folder}/{name}.npy has shape {matrix.shape}")
+                index.add_vectors(name, chosen, matrix)
+        index.items.append_table(part)
+    if segment["removed"]:
+        index.remove_keys(np.load(folder / REMOVED, allow_pickle=False))
+
+
+# -- full save -------------------------------------------------------------------------------
+
+
+def save_full(index: EmbeddingIndex, path: Path, write_extra=None) -> None:
+    if not index.has_vectors:
+        raise RuntimeError("an index loaded without its vectors can only save_changes")
+    origin = index.origin if index.origin and index.origin.path == path.resolve() else None
+    carried = [n for n in origin.listing["files"] if not _is_owned(n)] if origin else []
+    generation = origin.listing.get("generation", 0) + 1 if origin else 1
+    with atomic_directory(path) as tmp:
+        for modality, faiss_index in index.modalities.items():
+            faiss.write_index(faiss_index.faiss_index, str(tmp / f"{modality}.faiss"))
+        write_items(index.items.live(), tmp / ITEMS)
+        if write_extra is not None:
+            write_extra(tmp)
+        for name in carried:  # e.g. the model of an index saved over itself
+            if not (tmp / name).exists():
+                (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path / name, tmp / name)
+        info = _listing(index, generation, [], len(index.items))
+        write_listing(tmp, info)
+    _saved(index, path)
+
+
+def _listing(index: EmbeddingIndex, generation: int, segments: list, base_rows: int) -> dict:
+    modalities = {}
+    for name, kind in index.kinds.items():
+        loaded = index.modalities.get(name)
+        deleted = sorted(loaded.deleted) if loaded is not None and not segments else []
+        modalities[name] = {"kind": kind, "items": index.count(name), "deleted": deleted}
+    return {
+        "dim": index.dim,
+        "next_key": index.next_key,
+        "settings": asdict(index.settings),
+        "modalities": modalities,
+        "info": index.info,
+        "generation": generation,
+        "base": {"rows": base_rows},
+        "segments": segments,
+    }
+
+
+def _saved(index: EmbeddingIndex, path: Path) -> None:
+    listing = json.loads((path / LISTING).read_text(encoding="utf-8"))
+    index.origin = Origin(path.resolve(), listing)
+    index.changes = Changes(start_row=len(index.items.table))
+
+
+# -- commits ---------------------------------------------------------------------------------
+
+
+def save_changes(index: EmbeddingIndex, path: Path) -> None:
+    origin = index.origin
+    if origin is None or origin.path != path.resolve():
+        raise ValueError(f"{path}: save_changes commits to the index's own directory; use save")
+    if not index.changes:
+        return
+    with locked(path):
+        if json.loads((path / LISTING).read_text(encoding="utf-8")) != origin.listing:
+            raise IncompleteIndexError(f"{path} changed since it was loaded; load it again")
+        if origin.listing["format_version"] == 1 or _too_many(origin.listing, index.changes):
+            save_full(index if index.has_vectors else _with_vectors(index, path), path)
+            if not index.has_vectors:
+                _saved(index, path)
+        else:
+            _append_segment(index, path)
+
+
+def _too_many(listing: dict, changes: Changes) -> bool:
+    segments = listing.get("segments", [])
+    rows = changes.rows() + sum(sum(s["added"].values()) + s["removed"] for s in segments)
+    limit = max(COMPACT_MIN_ROWS, COMPACT_FRACTION * listing["base"]["rows"])
+    return len(segments) + 1 > MAX_SEGMENTS or rows > limit
+
+
+def _with_vectors(index: EmbeddingIndex, path: Path) -> EmbeddingIndex:
+    """The index at ``path`` loaded whole, with ``index``'s pending changes applied."""
+    full = load(type(index), path, vectors=True)
+    full.kinds.update(index.kinds)
+    part = index.items.rows_from(index.changes.start_row)
+    keys = part.column("key").to_numpy()
+    modality = part.column("modality")
+    for name, parts in index.changes.added.items():
+        chosen = keys[pc.equal(modality, name).to_numpy(zero_copy_only=False)]
+        full.add_vectors(name, chosen, np.vstack(parts))
+    full.items.append_table(part)
+    if index.changes.removed:
+        full.remove_keys(np.asarray(index.changes.removed, dtype=np.int64))
+    full.next_key = index.next_key
+    full.info = index.info
+    return full
+
+
+def _append_segment(index: EmbeddingIndex, path: Path) -> None:
+    listing = index.origin.listing
+    generation = listing.get("generation", 0) + 1
+    name = f"{SEGMENTS}/{generation:06d}"
+    (path / SEGMENTS).mkdir(exist_ok=True)
+    _remove_unlisted(path, listing)
+    tmp = path / SEGMENTS / f".{generation:06d}.tmp-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        changes = index.changes
+        added = {m: np.vstack(parts) for m, parts in changes.added.items()}
+        if added:
+            write_items(index.items.rows_from(changes.start_row), tmp / ITEMS)
+        for modality, matrix in added.items():
+            np.save(tmp / f"{modality}.npy", matrix, allow_pickle=False)
+        if changes.removed:
+            np.save(tmp / REMOVED, np.asarray(changes.removed, np.int64), allow_pickle=False)
+        fsync_tree(tmp)
+        os.rename(tmp, path / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    fsync_tree(path / SEGMENTS)
+    files = {f"{name}/{f.name}": file_entry(f) for f in sorted((path / name).iterdir())}
+    segment = {
+        "dir": name,
+        "added": {m: len(matrix) for m, matrix in added.items()},
+        "removed": len(changes.removed),
+    }
+    info = _listing(index, generation, [*listing.get("segments", []), segment], 0)
+    info["base"] = listing["base"]
+    for modality, meta in listing["modalities"].items():  # the base's hidden ids stay listed
+        info["modalities"][modality]["deleted"] = meta["deleted"]
+    commit_listing(path, {**info, "files": {**listing["files"], **files}})
+    _saved(index, path)
+
+
+def _remove_unlisted(path: Path, listing: dict) -> None:
+    """Leftovers of killed commits: segment folders and listings no listing names."""
+    listed = {s["dir"] for s in listing.get("segments", [])}
+    for entry in (path / SEGMENTS).iterdir():
+        if f"{SEGMENTS}/{entry.name}" not in listed:
+            shutil.rmtree(entry, ignore_errors=True)
+    for entry in path.glob(f".{LISTING}.*.tmp"):
+        entry.unlink(missing_ok=True)
+

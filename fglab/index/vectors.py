@@ -1,0 +1,130 @@
+"""The faiss side of an index: one inner-product index per modality, keyed by int64 ids.
+
+``IndexIDMap2`` (or IVF's own ids) lets items be added and removed without a rebuild. HNSW and
+PQ cannot delete vectors: removed HNSW ids are excluded at search time with a faiss
+``IDSelector``, removed PQ ids by fetching that many more results and dropping them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+
+KINDS = ("auto", "flat", "ivf", "hnsw", "pq")
+#: Kinds whose faiss index cannot remove vectors: removed ids are hidden at search time.
+HIDE_REMOVED = ("hnsw", "pq")
+#: The fewest vectors a PQ index trains its 16 centroids per sub-quantizer on.
+PQ_MIN_TRAIN = 128
+#: Above this many items in one modality, ``kind="auto"`` picks PQ over exact search: it needs
+#: no structure in the vectors to reach its recall (IVF and HNSW do), builds 1M vectors in
+#: seconds, and answers in milliseconds (``benchmarks/index_search.py``).
+AUTO_APPROXIMATE_FROM = 200_000
+
+
+def set_search_threads(threads: int) -> None:
+    """OpenMP threads faiss may use for searches made from the calling thread."""
+    faiss.omp_set_num_threads(threads)
+
+
+@dataclass
+class IndexSettings:
+    """How the faiss indexes are built and searched."""
+
+    kind: str = "auto"
+    nlist: int | None = None  # IVF lists; default ~4 sqrt(n)
+    nprobe: int = 32
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 128
+    pq_k_factor: int = 32  # PQ: re-rank this many x k fast-scan candidates exactly
+
+    def resolved_kind(self, n: int) -> str:
+        if self.kind not in KINDS:
+            raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind == "auto":
+            return "pq" if n > AUTO_APPROXIMATE_FROM else "flat"
+        return self.kind
+
+
+def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.ndarray):
+    """An empty index of ``kind`` for inner products, keyed by int64 ids (IVF natively, the
+    others through ``IndexIDMap2``); IVF is trained on ``train``."""
+    if kind == "flat":
+        inner = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = settings.ef_construction
+        inner.hnsw.efSearch = settings.ef_search
+    elif kind == "ivf":
+        nlist = settings.nlist or max(1, min(int(4 * np.sqrt(len(train))), len(train) // 39))
+        inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        inner.train(np.ascontiguousarray(train, dtype=np.float32))
+        inner.nprobe = min(settings.nprobe, nlist)
+        # IVF keeps ids itself and removes by id; an IndexIDMap over it would renumber wrongly.
+        return inner
+    elif kind == "pq":
+        inner = make_pq_index(dim, settings.pq_k_factor, train)
+    else:
+        raise ValueError(f"index kind must be one of {', '.join(KINDS[1:])}, got {kind!r}")
+    return faiss.IndexIDMap2(inner)
+
+
+def make_pq_index(dim: int, k_factor: int, train: np.ndarray):
+    """4-bit codes of two dimensions each, scanned with SIMD lookups (faiss "fast scan"), then
+    the best ``k_factor`` x k candidates re-ranked by their exact inner products; trained on
+    ``train``."""
+    if dim % 2 or len(train) < PQ_MIN_TRAIN:
+        raise ValueError(
+            f"a pq index needs an even dimension and >= {PQ_MIN_TRAIN} vectors to train; "
+            f"got dimension {dim} and {len(train)} vectors (use kind flat)"
+        )
+    index = faiss.IndexRefineFlat(
+        faiss.IndexPQFastScan(dim, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
+    )
+    index.k_factor = k_factor
+    index.train(np.ascontiguousarray(train, dtype=np.float32))
+    return index
+
+
+@dataclass
+class ModalityIndex:
+    """The faiss index of one modality and the ids hidden in it (HNSW / PQ removals)."""
+
+    faiss_index: object
+    kind: str
+    deleted: set[int] = field(default_factory=set)
+    _hidden: np.ndarray | None = field(default=None, repr=False)  # ``deleted`` as an array
+
+    def add(self, vectors: np.ndarray, keys: np.ndarray) -> None:
+        self.faiss_index.add_with_ids(vectors, keys)
+
+    def remove(self, keys: list[int]) -> None:
+        if self.kind in HIDE_REMOVED:
+            self.deleted.update(keys)
+            self._hidden = None
+        else:
+            self.faiss_index.remove_ids(np.asarray(keys, dtype=np.int64))
+
+    def hidden(self) -> np.ndarray:
+        if self._hidden is None:
+            self._hidden = np.fromiter(self.deleted, dtype=np.int64, count=len(self.deleted))
+        return self._hidden
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and ids of the top ``k``, best first (id -1 where fewer exist)."""
+        if not self.deleted:
+            return self.faiss_index.search(queries, k)
+        hidden = self.hidden()
+        if self.kind == "pq":
+            fetch = min(k + len(hidden), self.faiss_index.ntotal)
+            scores, ids = self.faiss_index.search(queries, fetch)
+            keep = ~np.isin(ids, hidden)
+            order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept ones first, in order
+            ids = np.where(keep, ids, -1)
+            return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+        selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(hidden))
+        params = faiss.SearchParametersHNSW(sel=selector)
+        params.efSearch = max(k, faiss.downcast_index(self.faiss_index.index).hnsw.efSearch)
+        return self.faiss_index.search(queries, k, params=params)
