@@ -73,6 +73,16 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         "cross-fitted, weights 1 + 3 x hardness",
     ),
     "sentence": ({"labels": {"teacher": "sentence"}}, "pretrained sentence-embedding teacher"),
+    "bernoulli-float32": (
+        {"model": {"score_dropout": "bernoulli"}, "training": {"precision": "float32"}},
+        "as siamese, a Bernoulli mask per pair and dimension, float32 (the earlier training)",
+    ),
+    "lr6e-4": ({"training": {"lr": 6e-4}}, "as siamese, learning rate 6e-4 (default 3e-4)"),
+    "lr1e-3": ({"training": {"lr": 1e-3}}, "as siamese, learning rate 1e-3 (default 3e-4)"),
+    "gaussian-float32": (
+        {"training": {"precision": "float32"}},
+        "as siamese, Gaussian score dropout, float32 products",
+    ),
     "sentence-strength3": (
         {"labels": {"teacher": "sentence", "strength": 3.0}},
         "sentence teacher, weights 1 + 3 x hardness",

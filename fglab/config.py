@@ -16,6 +16,8 @@ IMAGE_BRANCHES = ("auto", "kernel", "mlp")
 KERNEL_MAX_FEATURES = 256
 LABEL_MODES = ("uniform", "continuous", "binned")
 TEACHERS = ("siamese", "sentence")
+SCORE_DROPOUTS = ("gaussian", "bernoulli")
+PRECISIONS = ("auto", "float32", "bfloat16")
 #: Networks in the "auto" ensemble of the MLP image branch.
 AUTO_ENSEMBLE = 3
 
@@ -32,6 +34,10 @@ class ModelConfig:
     cheb_k: int = 3
     gcn_filters: tuple[int, ...] = (4, 1)  # filters of each Chebyshev layer
     dropout: float = 0.4
+    # How the scorer drops out t ⊙ v of every pair while training: "gaussian" draws the
+    # score's noise from its exact mean and variance (fast); "bernoulli" masks every pair's
+    # every dimension (the paper's dropout; an (n, n, d) tensor per batch).
+    score_dropout: str = "gaussian"
     # "kernel": RBF kernel features (Nystroem landmarks) of the standardized image features,
     # then one linear map; "mlp": Linear-BN-ReLU-Dropout-Linear (one linear map when
     # image_hidden_dim is 0); "auto": kernel for features of at most KERNEL_MAX_FEATURES
@@ -67,6 +73,10 @@ class ModelConfig:
             raise ValueError(
                 f"image_branch must be one of {IMAGE_BRANCHES}, got {self.image_branch!r}"
             )
+        if self.score_dropout not in SCORE_DROPOUTS:
+            raise ValueError(
+                f"score_dropout must be one of {SCORE_DROPOUTS}, got {self.score_dropout!r}"
+            )
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
         self.gcn_filters = tuple(int(f) for f in self.gcn_filters)
@@ -95,10 +105,16 @@ class TrainingConfig:
     # all training pairs). 0: auto, AUTO_ENSEMBLE networks with the MLP image branch (wide CNN
     # features; validation gained) and one with the kernel branch (SIFT; validation lost).
     ensemble: int = 0
+    # Matrix products of a training step: "float32", "bfloat16" (autocast; weights, their
+    # updates and the loss stay float32), or "auto": bfloat16 where the CPU multiplies
+    # bfloat16 natively (AVX-512 BF16, AMX), float32 elsewhere.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.ensemble < 0:
             raise ValueError(f"ensemble must be >= 1 network (0: auto), got {self.ensemble}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def ensemble_size(self, kernel_image_branch: bool) -> int:
         if self.ensemble > 0:

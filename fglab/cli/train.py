@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from fglab.pipeline import RetrievalPipeline, evaluate_pipeline, train_pipeline
 from fglab.registry import method_names
 
@@ -42,9 +44,10 @@ def run_train(args: argparse.Namespace) -> int:
     config = json.loads(args.config.read_text(encoding="utf-8")) if args.config else None
     if (args.out / "checkpoints").is_dir():
         print(f"found checkpoints in {args.out / 'checkpoints'}: resuming where they stop")
-    pipeline, metrics = train_pipeline(
-        args.name, args.method, args.out, args.seed, args.data_root, config
-    )
+    with logging_redirect_tqdm():  # log lines above the stage's progress bar
+        pipeline, metrics = train_pipeline(
+            args.name, args.method, args.out, args.seed, args.data_root, config
+        )
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:
             print(f"stage {stage.stage}: resumed after epoch {stage.resumed_from + 1}")

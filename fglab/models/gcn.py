@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -11,13 +12,20 @@ from torch import nn
 
 
 def sparse_tensor(matrix: sparse.spmatrix) -> torch.Tensor:
-    """A scipy sparse matrix as a coalesced float32 torch COO tensor."""
-    coo = sparse.coo_matrix(matrix)
-    indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    values = torch.from_numpy(coo.data.astype(np.float32))
-    return torch.sparse_coo_tensor(
-        indices, values, coo.shape, check_invariants=True
-    ).coalesce()
+    """A scipy sparse matrix as a float32 torch CSR tensor: its product with a dense matrix
+    runs on MKL's sparse kernels, 2-4x faster than a COO tensor's here."""
+    csr = sparse.csr_matrix(matrix)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    with warnings.catch_warnings():  # torch calls its CSR support "beta"; mm is all we use
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data.astype(np.float32)),
+            csr.shape,
+            check_invariants=True,
+        )
 
 
 class _SymmetricSparseMM(torch.autograd.Function):
@@ -26,13 +34,15 @@ class _SymmetricSparseMM(torch.autograd.Function):
     symmetric L the gradient is just L g."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # no bf16 sparse mm
     def forward(ctx, laplacian: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.laplacian = laplacian
-        return torch.sparse.mm(laplacian, x)
+        return laplacian @ x
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad: torch.Tensor):
-        return None, torch.sparse.mm(ctx.laplacian, grad.contiguous())
+        return None, ctx.laplacian @ grad.contiguous()
 
 
 def laplacian_mm(laplacian: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -40,9 +50,12 @@ def laplacian_mm(laplacian: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class ChebConv(nn.Module):
-    """y[v, b, o] = sum_k sum_f theta[k, f, o] * (T_k(L~) x)[v, b, f] + bias[o], where T_k are
+    """y[o, v, b] = sum_k sum_f theta[k, f, o] * (T_k(L~) x)[f, v, b] + bias[o], where T_k are
     Chebyshev polynomials of the scaled Laplacian L~ (so each filter is K-hop localized).
-    Signals are laid out (nodes, batch, features) so that L~ applies without copies."""
+
+    Signals are laid out (features, nodes, batch): the mixing of a few features is then one
+    (out, in) x (in, nodes * batch) product, which runs several times faster on CPUs than the
+    same product with the features last; with one feature, nodes-first for L~ is a view."""
 
     def __init__(self, in_features: int, out_features: int, k: int) -> None:
         super().__init__()
@@ -54,17 +67,44 @@ class ChebConv(nn.Module):
         nn.init.normal_(self.weight, 0.0, math.sqrt(1.0 / (k * in_features)))
 
     def forward(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
-        """``x`` (nodes, batch, in_features) -> (nodes, batch, out_features)."""
-        nodes, batch, features = x.shape
-        t0 = x.reshape(nodes, batch * features)
+        """``x`` (in_features, nodes, batch) -> (out_features, nodes, batch)."""
+        if self.weight.shape[2] < self.weight.shape[1]:
+            return self._project_then_filter(x, laplacian) + self.bias[:, None, None]
+        return self._filter_then_project(x, laplacian)
+
+    def _filter_then_project(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
+        """T_k(L~) x by the three-term recurrence on the input width, then theta (and the
+        bias, in the same product)."""
+        features, nodes, batch = x.shape
+        t0 = x.transpose(0, 1).reshape(nodes, features * batch)  # L~ acts on nodes
         terms = [t0]
         if self.k > 1:
             terms.append(laplacian_mm(laplacian, t0))
         for _ in range(2, self.k):
             terms.append(2 * laplacian_mm(laplacian, terms[-1]) - terms[-2])
-        stacked = torch.stack(terms, dim=-1).reshape(nodes, batch, features, self.k)
-        weight = self.weight.permute(1, 0, 2).reshape(features * self.k, -1)
-        return stacked.reshape(nodes, batch, features * self.k) @ weight + self.bias
+        # (k, nodes, features, batch) -> rows k * features + f, columns nodes * batch
+        stacked = torch.stack(terms).reshape(self.k, nodes, features, batch).transpose(1, 2)
+        stacked = stacked.reshape(self.k * features, nodes * batch)
+        weight = self.weight.reshape(self.k * features, -1).T
+        return torch.addmm(self.bias[:, None], weight, stacked).reshape(-1, nodes, batch)
+
+    def _project_then_filter(self, x: torch.Tensor, laplacian: torch.Tensor) -> torch.Tensor:
+        """The same sum for a layer that narrows: y_k = x theta_k first (L~ commutes with
+        theta), then sum_k T_k(L~) y_k by Clenshaw's recurrence b_k = y_k + 2 L~ b_(k+1) -
+        b_(k+2), sum = y_0 + L~ b_1 - b_2, so the K - 1 sparse products run on the output
+        width instead of the input width."""
+        features, nodes, batch = x.shape
+        out = self.weight.shape[2]
+        weight = self.weight.transpose(1, 2).reshape(self.k * out, features)
+        projected = (weight @ x.reshape(features, nodes * batch)).reshape(self.k, out, nodes, batch)
+        # each y_k nodes-first for L~: (nodes, out * batch)
+        y = [projected[k].transpose(0, 1).reshape(nodes, out * batch) for k in range(self.k)]
+        later = torch.zeros_like(y[0])  # b_(k+2)
+        current = torch.zeros_like(y[0])  # b_(k+1)
+        for k in range(self.k - 1, 0, -1):
+            current, later = y[k] + 2 * laplacian_mm(laplacian, current) - later, current
+        total = y[0] if self.k == 1 else y[0] + laplacian_mm(laplacian, current) - later
+        return total.reshape(nodes, out, batch).transpose(0, 1)
 
 
 class GraphConvStack(nn.Module):
@@ -79,9 +119,11 @@ class GraphConvStack(nn.Module):
         self.n_nodes = laplacian.shape[0]
         self.out_features = sizes[-1]
 
-    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+    @torch.autocast("cpu", enabled=False)  # bfloat16 elementwise work on (nodes, batch,
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:  # filters) is slow on CPUs
         """(batch, nodes) -> (batch, nodes * last filters), flattened for a dense layer."""
-        h = signal.T.unsqueeze(-1)
+        h = signal.float().T.unsqueeze(0)  # (1, nodes, batch)
         for layer in self.layers:
             h = torch.relu(layer(h, self.laplacian))
-        return h.permute(1, 0, 2).reshape(h.shape[1], -1)
+        # (filters, nodes, batch) -> (batch, nodes * filters), node-major as the readout reads
+        return h.permute(2, 1, 0).reshape(h.shape[2], -1)

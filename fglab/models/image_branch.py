@@ -62,8 +62,16 @@ class ImageBranch(nn.Module):
     def standardize(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) / self.std
 
+    def fixed_input(self, features: torch.Tensor) -> torch.Tensor:
+        """The branch's first part, which has no trainable weights and no randomness (the
+        kernel branch has no input dropout): standardization, then the kernel map. Training
+        computes it once for all images instead of every step."""
+        x = self.standardize(features)
+        return self.kernel(x) if self.kernel is not None else x
+
+    def head(self, fixed: torch.Tensor) -> torch.Tensor:
+        """The trainable rest, on ``fixed_input`` rows."""
+        return self.net(fixed if self.kernel is not None else self.input_dropout(fixed))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.input_dropout(self.standardize(features))
-        if self.kernel is not None:
-            x = self.kernel(x)
-        return self.net(x)
+        return self.head(self.fixed_input(features))

@@ -21,7 +21,7 @@ class SiameseTextNetwork(nn.Module):
     def __init__(self, n_words: int, config: ModelConfig, laplacian: sparse.spmatrix | None):
         super().__init__()
         self.text = TextBranch(n_words, config, laplacian)
-        self.scorer = DualPathScorer(config.embed_dim, config.dropout)
+        self.scorer = DualPathScorer(config.embed_dim, config.dropout, config.score_dropout)
 
     def embed(self, texts: torch.Tensor) -> torch.Tensor:
         return unit(self.text(texts))
@@ -49,7 +49,7 @@ class CrossModalNetwork(nn.Module):
         self.embedding, self.embedding_scale = config.embedding, config.embedding_scale
         if self.embedding == "auto":
             self.embedding = "bounded" if n_image_landmarks > 0 else "unit"
-        self.scorer = DualPathScorer(config.embed_dim, config.dropout)
+        self.scorer = DualPathScorer(config.embed_dim, config.dropout, config.score_dropout)
         # Optional semantic supervision: one linear classifier shared by both branches.
         self.classifier = nn.Linear(config.embed_dim, n_classes) if n_classes else None
 
@@ -59,7 +59,13 @@ class CrossModalNetwork(nn.Module):
 
     def forward(self, texts: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Text and image embeddings and their (n_texts, n_images) scores."""
-        t, v = self.embed(self.text(texts)), self.embed(self.image(images))
+        return self.from_image_inputs(texts, self.image.fixed_input(images))
+
+    def from_image_inputs(
+        self, texts: torch.Tensor, image_inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """As ``forward``, with images already through ``image.fixed_input``."""
+        t, v = self.embed(self.text(texts)), self.embed(self.image.head(image_inputs))
         return t, v, self.scorer.all_pairs(t, v)
 
     def all_pairs(self, texts: torch.Tensor, images: torch.Tensor) -> torch.Tensor:

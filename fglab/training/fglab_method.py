@@ -37,7 +37,8 @@ def _dense(texts) -> torch.Tensor:
 
 def _batched(fn, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)])
+        parts = [fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)]
+        return torch.cat(parts).float()  # float32 even under the loop's bfloat16 autocast
 
 
 def _stage(name: str, member: int) -> str:
@@ -247,7 +248,7 @@ class FGLabMethod(RetrievalMethod):
         val_texts = _dense(validation.texts)
 
         def step(batch: np.ndarray) -> torch.Tensor | None:
-            scores = net.all_pairs(texts[batch])
+            scores = net.all_pairs(texts[batch]).float()
             off = ~torch.eye(len(batch), dtype=torch.bool)
             pos = same[batch][:, batch]
             if not (pos & off).any() or (pos & off).sum() == off.sum():
@@ -298,13 +299,16 @@ class FGLabMethod(RetrievalMethod):
         )
         targets = torch.from_numpy(labels).long()
         network.image.fit_input_map(images.numpy(), cfg.seed)
+        with torch.no_grad():
+            image_inputs = network.image.fixed_input(images)
         same = torch.from_numpy(labels[:, None] == labels[None, :])
 
         def step(rows: np.ndarray) -> torch.Tensor | None:
             pos = same[rows][:, rows]
             if pos.all():
                 return None
-            t, v, scores = network(texts[rows], images[rows])
+            t, v, scores = network.from_image_inputs(texts[rows], image_inputs[rows])
+            scores = scores.float()
             w = weights[rows][:, rows] if weights is not None else None
             loss = weighted_pairwise_similarity_loss(
                 scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from fglab.config import TrainingConfig
+from fglab.hardware import fast_bfloat16
 from fglab.training.checkpoint import CheckpointStore, restore_optimizer
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,19 @@ class StageResult:
     best_epoch: int = -1
     best_score: float = -math.inf
     resumed_from: int | None = None  # the last finished epoch found in a checkpoint
+
+
+def step_dtype(config: TrainingConfig) -> torch.dtype:
+    """The dtype of a training step's matrix products (``config.precision`` resolved)."""
+    if config.precision == "auto":
+        return torch.bfloat16 if fast_bfloat16() else torch.float32
+    return torch.bfloat16 if config.precision == "bfloat16" else torch.float32
+
+
+def _autocast(config: TrainingConfig) -> torch.autocast:
+    """bfloat16 autocast where the config's precision says so: products in bfloat16 with
+    float32 sums; the weights, their updates and the loss stay float32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=step_dtype(config) == torch.bfloat16)
 
 
 def _epoch_seed(seed: int, stage: str, epoch: int) -> int:
@@ -67,7 +82,8 @@ def train_stage(
         model_state, best_state, optim_tensors, meta = store.load(stage)
         module.load_state_dict(best_state if meta["done"] else model_state)
         result.history, result.best_epoch = meta["history"], meta["best_epoch"]
-        result.best_score = meta["best_score"]
+        if meta["best_score"] is not None:
+            result.best_score = meta["best_score"]
         if meta["done"]:
             logger.info("stage %s: finished earlier, loaded from %s", stage, store.directory)
             module.eval()
@@ -81,16 +97,25 @@ def train_stage(
             meta["epoch"] + 1,
             store.directory,
         )
-    for epoch in range(start, epochs):
+    # a bar per stage where stderr is a terminal (disable=None), as in `fglab train`
+    bar = tqdm(range(start, epochs), desc=stage, unit="epoch", leave=False, disable=None)
+    for epoch in bar:
         loss = _run_epoch(stage, module, optimizer, step, n_rows, epoch, config, seed)
         module.eval()
-        score = float(validate()) if validate is not None else float(epoch)
+        # without validation the number of epochs was chosen before: the last one counts
+        score = None
+        if validate is not None:
+            with torch.inference_mode():  # float32: bfloat16 scores move the chosen epoch
+                score = float(validate())
         result.history.append({"epoch": epoch, "loss": loss, "validation": score})
-        if score > result.best_score:
-            result.best_epoch, result.best_score = epoch, score
+        if score is None or score > result.best_score:
+            result.best_epoch = epoch
+            result.best_score = score if score is not None else result.best_score
             best_state = copy.deepcopy(module.state_dict())
         done = epoch + 1 == epochs or epoch - result.best_epoch >= config.patience
-        logger.info("stage %s epoch %d: loss %.4f validation %.4f", stage, epoch, loss, score)
+        shown = f"validation {score:.4f}" if score is not None else "no validation"
+        bar.set_postfix_str(f"loss {loss:.4f} {shown}")
+        logger.info("stage %s epoch %d: loss %.4f %s", stage, epoch, loss, shown)
         if store is not None:
             meta = {
                 "stage": stage,
@@ -98,13 +123,14 @@ def train_stage(
                 "done": done,
                 "history": result.history,
                 "best_epoch": result.best_epoch,
-                "best_score": result.best_score,
+                "best_score": result.best_score if validate is not None else None,
             }
             store.save(stage, module.state_dict(), best_state, optimizer, meta)
         if on_epoch_end is not None:
             on_epoch_end(stage, epoch)
         if done:
             break
+    bar.close()
     module.load_state_dict(best_state)
     module.eval()
     return result
@@ -131,7 +157,8 @@ def _run_epoch(
         rows = order[start : start + config.batch_size]
         if len(rows) < 2:
             continue
-        loss = step(rows)
+        with _autocast(config):
+            loss = step(rows)
         if loss is None:
             continue
         optimizer.zero_grad()

@@ -27,7 +27,7 @@ def test_chebconv_matches_dense_chebyshev_polynomials():
     t0, t1 = x, dense @ x
     t2 = 2 * dense @ t1 - t0
     expected = sum(t @ conv.weight[k] for k, t in enumerate((t0, t1, t2))) + conv.bias
-    actual = conv(x.transpose(0, 1), sparse_tensor(laplacian)).transpose(0, 1)
+    actual = conv(x.permute(2, 1, 0), sparse_tensor(laplacian)).permute(2, 1, 0)
     assert torch.allclose(actual, expected, atol=1e-5)
     (grad_expected,) = torch.autograd.grad(expected.square().sum(), x)
     (grad_actual,) = torch.autograd.grad(actual.square().sum(), x)
@@ -36,9 +36,10 @@ def test_chebconv_matches_dense_chebyshev_polynomials():
 
 def test_order_one_chebconv_ignores_the_graph():
     conv = ChebConv(1, 2, k=1)
-    x = torch.randn(5, 3, 1)
+    x = torch.randn(1, 5, 3)  # (features, nodes, batch)
     out = conv(x, sparse_tensor(_path_laplacian(5)))
-    assert torch.allclose(out, x @ conv.weight[0] + conv.bias)
+    expected = (x.permute(1, 2, 0) @ conv.weight[0] + conv.bias).permute(2, 0, 1)
+    assert torch.allclose(out, expected)
 
 
 def test_graph_filter_spreads_a_word_signal_to_its_neighbours_only():
@@ -85,3 +86,19 @@ def test_cross_modal_network_encodings_give_its_scores():
     scores = net.all_pairs(texts, images)
     folded = net.encode_texts(texts) @ net.encode_images(images).T + net.scorer.bias
     assert torch.allclose(scores, folded, atol=1e-5)
+
+
+def test_narrowing_chebconv_matches_the_recurrence_on_the_input_width():
+    """A layer with fewer outputs than inputs filters after projecting (Clenshaw's
+    recurrence); values and gradients equal the plain three-term recurrence."""
+    torch.manual_seed(1)
+    laplacian = sparse_tensor(_path_laplacian(6))
+    for k in (1, 2, 3, 4):
+        conv = ChebConv(4, 1, k=k)
+        x = torch.randn(4, 6, 3, requires_grad=True)
+        narrow = conv(x, laplacian)
+        wide = conv._filter_then_project(x, laplacian)
+        assert torch.allclose(narrow, wide, atol=1e-5)
+        grads = [torch.autograd.grad(y.square().sum(), (x, conv.weight)) for y in (narrow, wide)]
+        for a, b in zip(*grads, strict=True):
+            assert torch.allclose(a, b, atol=1e-4)
