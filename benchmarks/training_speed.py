@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
 from fglab.experiments import validation_split
@@ -37,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: Fits fglab in a child process with the fglab package found first on sys.path; prints JSON.
 CHILD = """
 import json, sys, time
+from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
 from fglab.experiments import validation_split
@@ -78,12 +80,15 @@ def _unpack_revision(revision: str, into: Path) -> Path:
     return into
 
 
-def _fit_previous(root: Path, name: str, image_view: str, seed: int, data_root: str) -> dict:
+def _fit_previous(root: Path, name: str, image_view: str, seed: int, data_root: Path) -> dict:
+    # run in ``root`` so that its fglab, not this checkout's, is imported
     env = {**os.environ, "PYTHONPATH": str(root)}
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, name, image_view, str(seed), data_root],
-        env=env, capture_output=True, text=True, check=True, cwd=root,
+        [sys.executable, "-c", CHILD, name, image_view, str(seed), str(data_root)],
+        env=env, capture_output=True, text=True, cwd=root,
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"the earlier revision's fit failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -100,11 +105,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench/training_speed.json"))
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    data_root = resolve_data_root(args.data_root or None)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         previous = _unpack_revision(args.previous, Path(tmp)) if args.previous else None
         for name in args.datasets.split(","):
-            dataset = load_dataset(name, args.data_root or None)
+            dataset = load_dataset(name, data_root)
             image_view = default_image_view(dataset)
             train, test = build_features(dataset, image_view, "text:tfidf")
             for seed in seeds:
@@ -113,7 +119,7 @@ def main() -> None:
                 runs["fglab"] = _fit("fglab", train, test, seed)
                 if previous is not None:
                     runs[f"fglab@{args.previous}"] = _fit_previous(
-                        previous, name, image_view, seed, args.data_root
+                        previous, name, image_view, seed, data_root
                     )
                 for method, run in runs.items():
                     ratio = run["seconds"] / runs["sm-svm"]["seconds"]

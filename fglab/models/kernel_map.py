@@ -54,5 +54,6 @@ class RBFKernelMap(nn.Module):
         distances = torch.cdist(x, self.landmarks).square()
         return torch.exp(-self.gamma * distances) @ self.normalization.T
 
+    @torch.autocast("cpu", enabled=False)  # exp(-gamma d^2) of bfloat16 distances is too coarse
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self._map(x) - self.mean) / self.std
+        return (self._map(x.float()) - self.mean) / self.std

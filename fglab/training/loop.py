@@ -105,7 +105,7 @@ def train_stage(
         # without validation the number of epochs was chosen before: the last one counts
         score = None
         if validate is not None:
-            with torch.inference_mode():  # float32: bfloat16 scores move the chosen epoch
+            with torch.inference_mode(), _autocast(config):
                 score = float(validate())
         result.history.append({"epoch": epoch, "loss": loss, "validation": score})
         if score is None or score > result.best_score:

@@ -164,3 +164,36 @@ def test_auto_ensemble_is_three_networks_on_cnn_features_and_one_on_sift():
     assert auto.ensemble_size(kernel_image_branch=True) == 1
     fixed = FGLabConfig.from_dict({"training": {"ensemble": 2}}).training
     assert fixed.ensemble_size(kernel_image_branch=True) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("precision", "score_dropout"), [("float32", "bernoulli"), ("bfloat16", "gaussian")]
+)
+def test_both_precisions_and_score_dropouts_learn(eng_wiki_features, precision, score_dropout):
+    """The earlier step (Bernoulli mask, float32) and the fast one both lower the loss and
+    beat chance; the refit records no validation score (it has none)."""
+    train, _ = eng_wiki_features
+    small = train.subset(np.arange(0, len(train), 2))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    config = FGLabConfig.from_dict(
+        {
+            "model": {**TINY_CONFIG["model"], "score_dropout": score_dropout},
+            "training": {**TINY_CONFIG["training"], "lr": 1e-3, "precision": precision},
+            "labels": {"mode": "uniform"},
+        }
+    )
+    method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
+    losses = [row["loss"] for row in method.stages_["model"].history]
+    assert losses[-1] < losses[0]
+    assert method.stages_["model"].best_score > 0.14
+    assert [row["validation"] for row in method.stages_["refit"].history] == [None] * len(
+        method.stages_["refit"].history
+    )
+
+
+def test_unknown_precision_and_score_dropout_are_refused():
+    with pytest.raises(ValueError, match="precision"):
+        FGLabConfig.from_dict({"training": {"precision": "float16"}})
+    with pytest.raises(ValueError, match="score_dropout"):
+        FGLabConfig.from_dict({"model": {"score_dropout": "none"}})
