@@ -36,20 +36,25 @@ class MethodResult:
 
     def summary(self) -> dict:
         out: dict = {"image_view": self.views[0], "text_view": self.views[1]}
+        runs = self.runs
         for metric in METRICS:
-            out[metric] = {}
-            for direction in (*DIRECTIONS, "avg"):
-                values = [getattr(run, metric)[direction] for run in self.runs]
-                out[metric][direction] = {
-                    "mean": float(np.mean(values)),
-                    "std": float(np.std(values)),
-                    "runs": values,
-                }
+            out[metric] = {
+                d: _stats([getattr(run, metric)[d] for run in runs]) for d in (*DIRECTIONS, "avg")
+            }
+        out["recall"] = {
+            d: {k: _stats([run.recall[d][k] for run in runs]) for k in runs[0].recall[d]}
+            for d in DIRECTIONS
+        }
+        out["median_rank"] = {d: _stats([run.median_rank[d] for run in runs]) for d in DIRECTIONS}
         out["pr_curves"] = {
             d: np.mean([run.pr_curves[d] for run in self.runs], axis=0).tolist() for d in DIRECTIONS
         }
         out["seconds"] = self.seconds
         return out
+
+
+def _stats(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
 
 
 def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -106,3 +106,33 @@ def precision_recall_curve(
         first = np.argmax(recall >= level - 1e-12, axis=1)  # first rank reaching the level
         curve[:, j] = best_after[np.arange(len(relevant)), first]
     return RECALL_LEVELS.copy(), curve.mean(axis=0)
+
+
+RECALL_AT = (1, 5, 10)
+
+
+def partner_ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each query's exact partner, for ``scores`` (n, n) over n pairs where
+    query i's partner is gallery item i: 1 + the number of items ranked before it (higher
+    score, or an equal score earlier in the gallery: the stable order of
+    :func:`rank_gallery`)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"exact-pair ranks need (n, n) scores over n pairs, got {scores.shape}")
+    partner = np.diag(scores)[:, None]
+    before = np.arange(len(scores))[None, :] < np.arange(len(scores))[:, None]
+    ahead = (scores > partner) | ((scores == partner) & before)
+    return 1 + ahead.sum(axis=1)
+
+
+def recall_at_k(scores: np.ndarray, k: int) -> float:
+    """Recall@k of the exact pair (the Flickr30k / MS-COCO protocol): the fraction of queries
+    whose partner is in their top k."""
+    if k <= 0:
+        raise ValueError(f"k must be a positive integer, got {k}")
+    return float(np.mean(partner_ranks(scores) <= k))
+
+
+def median_rank(scores: np.ndarray) -> float:
+    """Median over queries of the exact partner's 1-based rank."""
+    return float(np.median(partner_ranks(scores)))

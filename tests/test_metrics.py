@@ -9,8 +9,11 @@ from sklearn.metrics import average_precision_score
 from fglab.metrics import (
     average_precisions,
     mean_average_precision,
+    median_rank,
+    partner_ranks,
     precision_at_k,
     precision_recall_curve,
+    recall_at_k,
 )
 
 
@@ -115,3 +118,28 @@ def test_bad_arguments_are_named():
         mean_average_precision(np.zeros((2, 2)), np.zeros(2), np.zeros(2), k=0)
     with pytest.raises(ValueError, match="scores must be"):
         mean_average_precision(np.zeros((2, 3)), np.zeros(2), np.zeros(2))
+
+
+def _reference_partner_rank(scores_row, partner):
+    order = sorted(range(len(scores_row)), key=lambda j: (-scores_row[j], j))
+    return order.index(partner) + 1
+
+
+def test_exact_pair_recall_and_median_rank_match_brute_force():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(30, 30)).round(1)  # rounding makes ties, broken by gallery order
+    scores[np.arange(30), np.arange(30)] += rng.uniform(0, 2, 30)
+    ranks = [_reference_partner_rank(scores[i], i) for i in range(30)]
+    assert partner_ranks(scores).tolist() == ranks
+    for k in (1, 5, 10, 30):
+        assert recall_at_k(scores, k) == pytest.approx(np.mean([r <= k for r in ranks]))
+    assert median_rank(scores) == pytest.approx(np.median(ranks))
+
+
+def test_exact_pair_extremes_and_bad_shapes():
+    assert recall_at_k(np.eye(5), 1) == 1.0 and median_rank(np.eye(5)) == 1.0
+    assert median_rank(-np.eye(5)) == 5.0
+    with pytest.raises(ValueError, match=r"\(n, n\)"):
+        partner_ranks(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="positive"):
+        recall_at_k(np.eye(3), 0)

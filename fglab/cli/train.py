@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
     evaluate.add_argument("run", type=Path, help="run folder written by fglab train")
+    evaluate.add_argument(
+        "--json", action="store_true", help="print the metrics as one JSON object"
+    )
     evaluate.set_defaults(func=run_evaluate)
 
 
@@ -36,6 +39,10 @@ def _print_metrics(metrics: dict) -> None:
             f"  {name}: img->txt {values['img2txt']:.4f}  txt->img {values['txt2img']:.4f}  "
             f"avg {values['avg']:.4f}"
         )
+    print("  exact pair (the item's own partner):")
+    for direction, arrow in (("img2txt", "img->txt"), ("txt2img", "txt->img")):
+        recall = "  ".join(f"R@{k} {r:.3f}" for k, r in metrics["recall"][direction].items())
+        print(f"    {arrow}: {recall}  median rank {metrics['median_rank'][direction]:g}")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -66,5 +73,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     pipeline = RetrievalPipeline.load(args.run)
-    _print_metrics(evaluate_pipeline(pipeline, args.run, args.data_root))
+    metrics = evaluate_pipeline(pipeline, args.run, args.data_root)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        _print_metrics(metrics)
     return 0

@@ -21,6 +21,25 @@ def method_row(name: str, summary: dict) -> str:
     return f"| {name} | " + " | ".join(cells) + f" | {summary['seconds']:.1f} |"
 
 
+EXACT_PAIR_HEADER = (
+    "| method | img→txt R@1 | R@5 | R@10 | median rank | txt→img R@1 | R@5 | R@10 "
+    "| median rank |"
+)
+
+
+def exact_pair_row(name: str, summary: dict) -> str:
+    """Recall@1/5/10 and median rank of the exact partner ("–" for results written before
+    they were measured)."""
+    if "recall" not in summary:
+        return f"| {name} | " + " | ".join(["–"] * 8) + " |"
+    cells = []
+    for direction in ("img2txt", "txt2img"):
+        cells += [_cell(summary["recall"][direction][k]) for k in ("1", "5", "10")]
+        rank = summary["median_rank"][direction]
+        cells.append(f"{rank['mean']:.1f} ± {rank['std']:.1f}")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def results_markdown(payload: dict) -> str:
     """The whole results.md: a caption and one row per method."""
     n_seeds = len(payload["seeds"])
@@ -34,4 +53,13 @@ def results_markdown(payload: dict) -> str:
     lines += [method_row(name, summary) for name, summary in payload["methods"].items()]
     views = {f"{s['image_view']} + {s['text_view']}" for s in payload["methods"].values()}
     lines += ["", "Features: " + "; ".join(sorted(views)), ""]
+    lines += [
+        f"Exact pair: the item's own partner among the {payload['n_test']} test items "
+        "(Recall@K, median rank; mean ± std over seeds)",
+        "",
+        EXACT_PAIR_HEADER,
+        "|" + "---|" * 9,
+    ]
+    lines += [exact_pair_row(name, summary) for name, summary in payload["methods"].items()]
+    lines.append("")
     return "\n".join(lines)
