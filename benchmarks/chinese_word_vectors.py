@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import normalize
 
+from fglab.data.splits import validation_split
 from fglab.data.tokenize import make_tokenizer
 from fglab.data.wikipedia import load_dataset
-from fglab.experiments import validation_split
 from fglab.features.chinese_vectors import train_chinese_word_vectors
 from fglab.features.text import TfidfTextFeatures
 from fglab.io import atomic_write_text

@@ -23,9 +23,9 @@ import numpy as np
 
 from fglab.config import FGLabConfig
 from fglab.data.root import resolve_data_root
+from fglab.data.splits import validation_split
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
-from fglab.experiments import validation_split
 from fglab.features.views import build_features, default_image_view
 from fglab.io import atomic_write_text
 from fglab.training.fglab_method import FGLabMethod

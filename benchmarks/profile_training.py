@@ -17,8 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 
 import fglab
 from fglab.config import FGLabConfig
+from fglab.data.splits import validation_split
 from fglab.data.wikipedia import load_dataset
-from fglab.experiments import validation_split
 from fglab.features.views import build_features, default_image_view
 from fglab.training.fglab_method import FGLabMethod
 

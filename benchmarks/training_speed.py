@@ -29,9 +29,9 @@ import numpy as np
 from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
-from fglab.experiments import validation_split
 from fglab.features.views import build_features, default_image_view
 from fglab.io import atomic_write_text
+from fglab.method import fit_method
 from fglab.registry import get_method
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +41,6 @@ import json, sys, time
 from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
-from fglab.experiments import validation_split
 from fglab.features.views import build_features
 from fglab.registry import get_method
 name, image_view, seed, data_root = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -59,11 +58,7 @@ print(json.dumps({"seconds": seconds, "map": evaluate_method(method, test).map_a
 def _fit(name: str, train, test, seed: int) -> dict:
     method = get_method(name).build(seed=seed)
     start = time.perf_counter()
-    if method.selects_on_validation:
-        fit_rows, val_rows = validation_split(train.labels, seed)
-        method.fit(train.subset(fit_rows), train.subset(val_rows))
-    else:
-        method.fit(train)
+    fit_method(method, train, seed)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "map": evaluate_method(method, test).map_all["avg"]}
 

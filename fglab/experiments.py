@@ -10,19 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from fglab.data.wikipedia import CrossModalDataset, load_dataset
 from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
 from fglab.features.featureset import FeatureSet
 from fglab.features.views import build_features, default_compact_text_view, default_image_view
 from fglab.io import atomic_write_text
-from fglab.method import ReportContext
+from fglab.method import ReportContext, fit_method
 from fglab.registry import get_method
 
 logger = logging.getLogger(__name__)
 METRICS = ("map_all", "map_100")
-VALIDATION_FRACTION = 0.2
 
 
 @dataclass
@@ -57,15 +55,6 @@ def _stats(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
 
 
-def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (fit rows, validation rows) of the training split."""
-    rows = np.arange(len(labels))
-    fit_rows, val_rows = train_test_split(
-        rows, test_size=VALIDATION_FRACTION, random_state=seed, stratify=labels
-    )
-    return np.sort(fit_rows), np.sort(val_rows)
-
-
 def method_views(dataset: CrossModalDataset, method_name: str) -> tuple[str, str]:
     method = get_method(method_name).build(seed=0)
     compact = default_compact_text_view(dataset)
@@ -87,12 +76,7 @@ def run_method(
     result = MethodResult(method_name, views)
     start = time.perf_counter()
     for seed in seeds:
-        method = get_method(method_name).build(seed=seed)
-        if method.selects_on_validation:
-            fit_rows, val_rows = validation_split(train.labels, seed)
-            method.fit(train.subset(fit_rows), train.subset(val_rows))
-        else:
-            method.fit(train)
+        method = fit_method(get_method(method_name).build(seed=seed), train, seed)
         result.runs.append(evaluate_method(method, test))
         if out_dir is not None and seed == seeds[0]:
             context = ReportContext(

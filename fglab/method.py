@@ -15,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from fglab.data.splits import validation_split
 from fglab.features.featureset import FeatureSet
 
 
@@ -56,6 +57,16 @@ class RetrievalMethod(ABC):
     def similarity(self, images: np.ndarray, texts) -> np.ndarray:
         """(n_images, n_texts) scores, higher = more similar."""
         return self.encode_images(images) @ self.encode_texts(texts).T
+
+
+def fit_method(method: RetrievalMethod, train: FeatureSet, seed: int) -> RetrievalMethod:
+    """The one way a method is fitted on a training split: a method that selects on
+    validation gets the seeded stratified validation part of ``train`` (and may refit on all
+    of it itself); the others get all of ``train``."""
+    if method.selects_on_validation:
+        fit_rows, val_rows = validation_split(train.labels, seed)
+        return method.fit(train.subset(fit_rows), train.subset(val_rows))
+    return method.fit(train)
 
 
 def centered_cosine(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:

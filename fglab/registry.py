@@ -18,8 +18,14 @@ class MethodSpec:
 
 
 def _baseline(factory: Callable[[int], RetrievalMethod]) -> Callable[..., RetrievalMethod]:
-    def build(seed: int = 0, **_: object) -> RetrievalMethod:
-        return factory(seed)
+    def build(seed: int = 0, config: dict | None = None) -> RetrievalMethod:
+        method = factory(seed)
+        if config:
+            raise ValueError(
+                f"{type(method).__name__} takes no config options (got {sorted(config)}); "
+                "--config sets the fglab methods' options"
+            )
+        return method
 
     return build
 

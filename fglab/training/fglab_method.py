@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import sparse
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 
 from fglab.config import FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
+from fglab.data.splits import validation_split
 from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
 from fglab.labels import pair_weights, scale_similarities
@@ -151,11 +152,8 @@ class FGLabMethod(RetrievalMethod):
         return torch.from_numpy(weights.astype(np.float32))
 
     def _split(self, train: FeatureSet) -> tuple[FeatureSet, FeatureSet]:
-        rows = np.arange(len(train))
-        fit_rows, val_rows = train_test_split(
-            rows, test_size=0.2, random_state=self.config.seed, stratify=train.labels
-        )
-        return train.subset(np.sort(fit_rows)), train.subset(np.sort(val_rows))
+        fit_rows, val_rows = validation_split(train.labels, self.config.seed)
+        return train.subset(fit_rows), train.subset(val_rows)
 
     def _graph(self, train: FeatureSet) -> sparse.csr_matrix:
         vectors = word_vectors(self.vocabulary_, train.language, train.tokens, self.config.seed)

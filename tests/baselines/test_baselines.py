@@ -12,8 +12,8 @@ from fglab.baselines import (
     SemanticCorrelationMatching,
     SemanticMatching,
 )
+from fglab.data.splits import validation_split
 from fglab.evaluation.protocol import evaluate_method
-from fglab.experiments import validation_split
 from fglab.features.views import build_features
 
 # Published MAP@all (img->txt, txt->img) on the same features: CCA and SCM from Rasiwasia et al.

@@ -9,8 +9,8 @@ import pytest
 
 from fglab.baselines import SemanticMatching
 from fglab.baselines.semantic import SVM_C_GRID
+from fglab.data.splits import validation_split
 from fglab.evaluation.protocol import evaluate_method
-from fglab.experiments import validation_split
 from fglab.features.views import build_features
 from fglab.registry import get_method
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fglab.data.splits import validation_split
 from fglab.evaluation.protocol import evaluate_similarity
 from fglab.evaluation.tables import results_markdown
-from fglab.experiments import validation_split
 
 
 def test_both_directions_use_the_transposed_scores():

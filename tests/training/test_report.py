@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from fglab.config import FGLabConfig
-from fglab.experiments import validation_split
+from fglab.data.splits import validation_split
 from fglab.method import ReportContext
 from fglab.training.fglab_method import FGLabMethod
 from tests.training.conftest import TINY_CONFIG

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fglab.config import FGLabConfig
-from fglab.experiments import validation_split
+from fglab.data.splits import validation_split
 from fglab.training.fglab_method import FGLabMethod
 from tests.training.conftest import TINY_CONFIG
 
