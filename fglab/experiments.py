@@ -55,11 +55,24 @@ def _stats(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
 
 
-def method_views(dataset: CrossModalDataset, method_name: str) -> tuple[str, str]:
+def method_views(
+    dataset: CrossModalDataset,
+    method_name: str,
+    image_view: str | None = None,
+    text_view: str | None = None,
+) -> tuple[str, str]:
+    """The (image, text) views a method gets: the named ones, or by default the data set's
+    image view with tf-idf for bag-of-words methods and the compact text view for others."""
     method = get_method(method_name).build(seed=0)
-    compact = default_compact_text_view(dataset)
-    text_view = "text:tfidf" if method.text_input == "bag_of_words" else compact
-    return default_image_view(dataset), text_view
+    if text_view is None:
+        bag = method.text_input == "bag_of_words"
+        text_view = "text:tfidf" if bag else default_compact_text_view(dataset)
+    elif method.text_input == "bag_of_words" and text_view != "text:tfidf":
+        raise ValueError(
+            f"{method_name} reads words (its word graph needs text:tfidf), not {text_view}; "
+            f"leave it out of --methods or use --text-view text:tfidf"
+        )
+    return image_view or default_image_view(dataset), text_view
 
 
 def run_method(
@@ -136,8 +149,11 @@ def reproduce(
     on_run: Callable[[], None] | None = None,
     fresh: bool = False,
     rerun: Iterable[str] = (),
+    image_view: str | None = None,
+    text_view: str | None = None,
 ) -> dict:
-    """Run every method with seeds 0..n_seeds-1; returns what results.json holds.
+    """Run every method with seeds 0..n_seeds-1; returns what results.json holds. With
+    ``image_view`` / ``text_view`` every method gets those views (equal features).
 
     Results are written after each method, so a killed run keeps what it finished; run again
     with the same data set and seeds, it reuses those methods (``fresh=True`` reruns all,
@@ -150,6 +166,7 @@ def reproduce(
     for name in (*method_names, *rerun):
         get_method(name)  # fail before any work on an unknown name
     dataset = load_dataset(dataset_name, data_root)
+    views_of = {name: method_views(dataset, name, image_view, text_view) for name in method_names}
     seeds = list(range(n_seeds))
     previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds)
     previous = {name: summary for name, summary in previous.items() if name not in rerun}
@@ -157,7 +174,7 @@ def reproduce(
     summaries: dict[str, dict] = {}
     payload: dict = {}
     for name in method_names:
-        views = method_views(dataset, name)
+        views = views_of[name]  # checked for every method before any work
         summary = previous.get(name)
         reused = summary is not None and (summary["image_view"], summary["text_view"]) == views
         if reused:

@@ -30,6 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rerun", default="",
         help="comma-separated methods to rerun even if OUT/results.json has them (others reused)",
     )
+    parser.add_argument(
+        "--text-view", default=None,
+        help="give every method this text view, e.g. text:tfidf (default: tf-idf for the "
+        "word-based methods, the data set's compact view, LDA where shipped, for the others)",
+    )
+    parser.add_argument(
+        "--image-view", default=None, help="give every method this image view (default: the "
+        "data set's, image:sift or image:efficientnet-lite0)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -49,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             args.name, methods, args.seeds, out_dir, args.data_root,
             on_method_done=done, on_run=lambda: bar.update(1), fresh=args.fresh,
             rerun=[m.strip() for m in args.rerun.split(",") if m.strip()],
+            image_view=args.image_view, text_view=args.text_view,
         )
     print(f"\nwrote {out_dir / 'results.json'}, results.md and pr_curves.png")
     return 0

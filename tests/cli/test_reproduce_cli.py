@@ -85,3 +85,24 @@ def test_rerun_reruns_the_named_methods_and_reuses_the_others(eng_wiki, tmp_path
     rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines()
             if line.startswith("| random") or line.startswith("| pls")}
     assert "reused" in rows["random"] and "reused" not in rows["pls"]
+
+
+def test_text_view_gives_every_method_the_same_features(eng_wiki, tmp_path, capsys):
+    out_dir = tmp_path / "equal"
+    code = main(["reproduce", "eng-wiki", "--methods", "random,cca", "--seeds", "1",
+                 "--text-view", "text:tfidf", "--out", str(out_dir)])
+    assert code == 0
+    payload = json.loads((out_dir / "results.json").read_text())
+    views = {(m["image_view"], m["text_view"]) for m in payload["methods"].values()}
+    assert views == {("image:sift", "text:tfidf")}
+    recall = payload["methods"]["cca"]["recall"]["img2txt"]
+    assert set(recall) == {"1", "5", "10"} and len(recall["10"]["runs"]) == 1
+    assert "Exact pair" in (out_dir / "results.md").read_text()
+
+
+def test_a_word_method_refuses_a_text_view_without_words(tmp_path, capsys):
+    code = main(["reproduce", "eng-wiki", "--methods", "cca,fglab", "--text-view", "text:lda",
+                 "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "fglab reads words" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "results.json").exists()
