@@ -10,6 +10,7 @@ as two copies of itself; with all weights equal it is exactly the plain loss.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def _weighted_moments(scores: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -54,3 +55,41 @@ def pairwise_similarity_loss(
         + negative_scores.var(unbiased=False)
         + lam * torch.clamp(margin - gap, min=0.0)
     )
+
+
+def dscmr_loss(
+    image_common: torch.Tensor,
+    text_common: torch.Tensor,
+    image_logits: torch.Tensor,
+    text_logits: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    beta: float,
+) -> torch.Tensor:
+    """DSCMR's objective (Zhen et al., "Deep Supervised Cross-modal Retrieval", CVPR 2019) over
+    a batch of n pairs with one-hot ``labels`` (n, c):
+
+    J1 (label space) = mean ||P u_i - y_i|| + mean ||P v_i - y_i||  (``*_logits`` = P u, P v)
+    J2 (common space) = sum over (u,u), (u,v), (v,v) of mean_ij log(1 + e^T_ij) - S_ij T_ij,
+        with T_ij = cos(a_i, b_j) / 2 and S_ij = 1 when i and j share a label
+    J3 (modality invariance) = mean ||u_i - v_i||
+    J = J1 + alpha J2 + beta J3.
+    """
+    labels = labels.float()
+    label_space = (image_logits - labels).norm(dim=1).mean() + (
+        text_logits - labels
+    ).norm(dim=1).mean()
+    same = labels @ labels.T
+    units = (F.normalize(image_common, dim=1), F.normalize(text_common, dim=1))
+
+    def discrimination(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        theta = (a @ b.T) / 2
+        return (F.softplus(theta) - same * theta).mean()
+
+    common = (
+        discrimination(units[0], units[0])
+        + discrimination(units[0], units[1])
+        + discrimination(units[1], units[1])
+    )
+    invariance = (image_common - text_common).norm(dim=1).mean()
+    return label_space + alpha * common + beta * invariance

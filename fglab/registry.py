@@ -15,6 +15,7 @@ class MethodSpec:
     name: str
     build: Callable[..., RetrievalMethod]  # build(seed=..., **options)
     description: str
+    in_default_table: bool = True  # False: run only when named (slow to fit 5 seeds)
 
 
 def _baseline(factory: Callable[[int], RetrievalMethod]) -> Callable[..., RetrievalMethod]:
@@ -55,8 +56,9 @@ def _model_specs() -> list[MethodSpec]:
     return list(METHOD_SPECS)
 
 
-def method_names() -> list[str]:
-    return list(_registry())
+def method_names(default_table: bool = False) -> list[str]:
+    """Every method's name (``default_table``: those `fglab reproduce` runs unless told)."""
+    return [n for n, spec in _registry().items() if spec.in_default_table or not default_table]
 
 
 def get_method(name: str) -> MethodSpec:

@@ -17,8 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("name", help="data set name, e.g. eng-wiki")
     parser.add_argument(
         "--methods",
-        default=",".join(method_names()),
-        help=f"comma-separated, from: {', '.join(method_names())} (default: all)",
+        default=",".join(method_names(default_table=True)),
+        help=f"comma-separated, from: {', '.join(method_names())} (default: all but dscmr, "
+        "which takes minutes a seed)",
     )
     parser.add_argument("--seeds", type=int, default=5, help="runs per method (default 5)")
     parser.add_argument("--out", type=Path, default=None, help="default: results/NAME")

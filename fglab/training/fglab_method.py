@@ -25,21 +25,10 @@ from fglab.metrics import mean_average_precision
 from fglab.models.siamese import CrossModalNetwork, SiameseTextNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
+from fglab.training.tensors import batched, dense_tensor
 
 logger = logging.getLogger(__name__)
-ENCODE_BATCH = 512
 MEMBER_SEED_STEP = 1000  # ensemble member k initializes from seed + 1 + k * this
-
-
-def _dense(texts) -> torch.Tensor:
-    array = texts.toarray() if sparse.issparse(texts) else np.asarray(texts)
-    return torch.from_numpy(np.asarray(array, dtype=np.float32))
-
-
-def _batched(fn, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        parts = [fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)]
-        return torch.cat(parts).float()  # float32 even under the loop's bfloat16 autocast
 
 
 def _stage(name: str, member: int) -> str:
@@ -51,14 +40,14 @@ def _encode_images(networks: list[CrossModalNetwork], images: np.ndarray) -> np.
     x = torch.from_numpy(np.asarray(images, dtype=np.float32))
     for network in networks:
         network.eval()
-    return np.hstack([_batched(network.encode_images, x).numpy() for network in networks])
+    return np.hstack([batched(network.encode_images, x).numpy() for network in networks])
 
 
 def _encode_texts(networks: list[CrossModalNetwork], texts) -> np.ndarray:
-    x = _dense(texts)
+    x = dense_tensor(texts)
     for network in networks:
         network.eval()
-    encoded = [_batched(network.encode_texts, x).numpy() for network in networks]
+    encoded = [batched(network.encode_texts, x).numpy() for network in networks]
     return np.hstack(encoded) / len(networks)
 
 
@@ -97,12 +86,12 @@ class FGLabMethod(RetrievalMethod):
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
         store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
         refit = self.config.training.refit
-        texts, images = _dense(train.texts), torch.from_numpy(train.images.astype(np.float32))
+        texts, images = dense_tensor(train.texts), torch.from_numpy(train.images.astype(np.float32))
         labels = np.asarray(train.labels)
         n_fit = len(labels)
         # With refit the teacher also grades the validation texts, which the final model
         # trains on; it still learns from the fitting part only.
-        extra = _dense(validation.texts) if refit else texts[:0]
+        extra = dense_tensor(validation.texts) if refit else texts[:0]
         self.stages_: dict[str, StageResult] = {}
         self.similarity_ = None
         if self.config.labels.mode != "uniform" and self.config.labels.teacher == "sentence":
@@ -230,7 +219,7 @@ class FGLabMethod(RetrievalMethod):
 
     @staticmethod
     def _siamese_scores(net: SiameseTextNetwork, texts: torch.Tensor) -> np.ndarray:
-        embedded = _batched(net.embed, texts)
+        embedded = batched(net.embed, texts)
         return (net.scorer.fold(embedded) @ embedded.T).detach().numpy()
 
     def _train_siamese(
@@ -243,7 +232,7 @@ class FGLabMethod(RetrievalMethod):
         net = SiameseTextNetwork(self._n_words(), cfg.model, self.laplacian_)
         texts, labels = texts[rows], labels[rows]
         same = torch.from_numpy(labels[:, None] == labels[None, :])
-        val_texts = _dense(validation.texts)
+        val_texts = dense_tensor(validation.texts)
 
         def step(batch: np.ndarray) -> torch.Tensor | None:
             scores = net.all_pairs(texts[batch]).float()
@@ -256,8 +245,8 @@ class FGLabMethod(RetrievalMethod):
             )
 
         def validate() -> float:
-            query = _batched(lambda x: net.scorer.fold(net.embed(x)), val_texts).numpy()
-            gallery = _batched(net.embed, texts).numpy()
+            query = batched(lambda x: net.scorer.fold(net.embed(x)), val_texts).numpy()
+            gallery = batched(net.embed, texts).numpy()
             return mean_average_precision(query @ gallery.T, validation.labels, labels)
 
         self.stages_[stage] = train_stage(

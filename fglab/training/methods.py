@@ -33,6 +33,14 @@ def fglab_builder(
     return build
 
 
+def dscmr_builder(seed: int = 0, config: dict[str, Any] | None = None) -> RetrievalMethod:
+    from fglab.training.dscmr import DSCMRConfig, DSCMRMethod
+
+    settings = DSCMRConfig.from_dict(config) if config else DSCMRConfig()
+    settings.seed = seed
+    return DSCMRMethod(settings)
+
+
 METHOD_SPECS: list[MethodSpec] = [
     MethodSpec("fglab", fglab_builder(), "GCN text branch, siamese fine-grained labels"),
     MethodSpec(
@@ -42,5 +50,9 @@ METHOD_SPECS: list[MethodSpec] = [
         "fglab-mlp",
         fglab_builder(label_mode="uniform", text_branch="mlp"),
         "fglab-uniform with an MLP text branch (no word graph)",
+    ),
+    MethodSpec(
+        "dscmr", dscmr_builder, "DSCMR (Zhen et al., CVPR 2019), deep supervised baseline",
+        in_default_table=False,
     ),
 ]
