@@ -3,25 +3,33 @@ run folder and loadable for search."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 from fglab.data.tokenize import make_tokenizer
 from fglab.data.wikipedia import Split
 from fglab.features.text import TfidfTextFeatures
-from fglab.io import atomic_write, atomic_write_text
-from fglab.method import RetrievalMethod
+from fglab.integrity import DamagedFileError, check_files, list_files, refuse_pickles
+from fglab.io import atomic_write_text
+from fglab.method import RetrievalMethod, fit_method
 
 logger = logging.getLogger(__name__)
-PIPELINE_FILE, TFIDF_FILE, METHOD_PICKLE, METHOD_DIR = (
-    "pipeline.json", "text_features.joblib", "method.joblib", "method",
-)
+PIPELINE_FILE, TFIDF_DIR, METHOD_DIR = "pipeline.json", "text_features", "method"
+RUN_FORMAT, RUN_FORMAT_VERSION = "fglab-run", 2
+#: Files of runs before format 2, pickles: deleted when a run is saved over one, refused on load.
+OLD_PICKLES = ("text_features.joblib", "method.joblib")
+#: ``module:Class`` names outside fglab that a run may name as its method (comma-separated),
+#: e.g. a benchmark's stand-in model; fglab's own methods need no listing.
+TRUSTED_METHODS_ENV = "FGLAB_TRUSTED_METHODS"
+RETRAIN = "train the run again with this fglab version (`fglab train`)"
 
 
 @dataclass
@@ -73,46 +81,111 @@ class RetrievalPipeline:
         return images, texts
 
     def save(self, run_dir: Path) -> None:
-        """``run_dir``/pipeline.json, the text features and the method, each written atomically
-        (pipeline.json last, so a folder with it is complete)."""
+        """``run_dir``/text_features/ and method/ (arrays, safetensors and JSON), then
+        pipeline.json with the size and SHA-256 of each of their files (written last: a
+        folder whose pipeline.json matches its files is complete)."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        for name in OLD_PICKLES:
+            (run_dir / name).unlink(missing_ok=True)
+        folders = [METHOD_DIR] if self.text_features is None else [TFIDF_DIR, METHOD_DIR]
+        for folder in (TFIDF_DIR, METHOD_DIR):
+            shutil.rmtree(run_dir / folder, ignore_errors=True)
         if self.text_features is not None:
-            atomic_write(run_dir / TFIDF_FILE, lambda tmp: joblib.dump(self.text_features, tmp))
-        if hasattr(self.method, "save") and hasattr(type(self.method), "load"):
-            self.method.save(run_dir / METHOD_DIR)  # torch weights as safetensors
-            storage = METHOD_DIR
-        else:  # scikit-learn baselines: a pickle of the fitted estimator
-            atomic_write(run_dir / METHOD_PICKLE, lambda tmp: joblib.dump(self.method, tmp))
-            storage = METHOD_PICKLE
+            self.text_features.save(run_dir / TFIDF_DIR)
+        self.method.save(run_dir / METHOD_DIR)
         kind = type(self.method)
         meta = {
+            "format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION,
             "dataset_name": self.dataset_name, "method_name": self.method_name,
             "image_view": self.image_view, "text_view": self.text_view,
             "language": self.language, "categories": self.categories,
             "stopwords": sorted(self.stopwords),
-            "method_class": f"{kind.__module__}:{kind.__qualname__}", "method_storage": storage,
+            "method_class": f"{kind.__module__}:{kind.__qualname__}",
             "has_text_features": self.text_features is not None,
+            "files": list_files(run_dir, folders),
         }
         atomic_write_text(run_dir / PIPELINE_FILE, json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> RetrievalPipeline:
+        """A run saved by :meth:`save`, its files checked against pipeline.json first; a run
+        with a pickle in it is refused."""
         run_dir = Path(run_dir)
-        if not (run_dir / PIPELINE_FILE).is_file():
-            raise FileNotFoundError(f"no trained run in {run_dir}: {PIPELINE_FILE} is missing")
-        meta = json.loads((run_dir / PIPELINE_FILE).read_text(encoding="utf-8"))
-        if meta["method_storage"] == METHOD_DIR:
-            module_name, class_name = meta["method_class"].split(":")
-            kind = getattr(importlib.import_module(module_name), class_name)
-            method = kind.load(run_dir / METHOD_DIR)
-        else:
-            method = joblib.load(run_dir / METHOD_PICKLE)
-        text_features = joblib.load(run_dir / TFIDF_FILE) if meta["has_text_features"] else None
+        meta = _checked_listing(run_dir)
+        method = _method_class(meta["method_class"]).load(run_dir / METHOD_DIR)
+        text_features = None
+        if meta["has_text_features"]:
+            from fglab.features.views import _pretokenized
+
+            text_features = TfidfTextFeatures.load(run_dir / TFIDF_DIR, _pretokenized)
         return cls(
             meta["dataset_name"], meta["method_name"], meta["image_view"], meta["text_view"],
             meta["language"], meta["categories"], method, text_features, meta["stopwords"],
         )
+
+
+def _checked_listing(run_dir: Path) -> dict:
+    """pipeline.json of a run without pickles whose model files all match it."""
+    if not (run_dir / PIPELINE_FILE).is_file():
+        raise FileNotFoundError(f"no trained run in {run_dir}: {PIPELINE_FILE} is missing")
+    refuse_pickles(run_dir, "run", RETRAIN)
+    try:
+        meta = json.loads((run_dir / PIPELINE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        message = f"{run_dir / PIPELINE_FILE} is unreadable ({error}); {RETRAIN}"
+        raise ValueError(message) from error
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
+        raise ValueError(f"{run_dir} was saved by an older fglab (pickles); {RETRAIN}")
+    if meta.get("format_version") != RUN_FORMAT_VERSION:
+        raise ValueError(
+            f"{run_dir} is a run of format version {meta.get('format_version')!r}; this "
+            f"fglab reads version {RUN_FORMAT_VERSION}: {RETRAIN}"
+        )
+    if not isinstance(meta.get("files"), dict):
+        raise ValueError(f"{run_dir / PIPELINE_FILE} lists no files; {RETRAIN}")
+    check_files(run_dir, meta["files"], PIPELINE_FILE, RETRAIN)
+    folders = [TFIDF_DIR, METHOD_DIR] if meta.get("has_text_features") else [METHOD_DIR]
+    unlisted = sorted(set(list_files(run_dir, folders, checksums=False)) - set(meta["files"]))
+    if unlisted:
+        raise DamagedFileError(
+            f"{run_dir / unlisted[0]} is not listed in {PIPELINE_FILE} (added after the run "
+            f"was saved); {RETRAIN}"
+        )
+    return meta
+
+
+def _method_class(name: str) -> type[RetrievalMethod]:
+    """The method class a run names: one of fglab's registry, or one listed in
+    $FGLAB_TRUSTED_METHODS (a run's files never decide which other code is imported)."""
+    name = str(name)
+    registered = _registered_classes()
+    if name in registered:
+        return registered[name]
+    trusted = {n.strip() for n in os.environ.get(TRUSTED_METHODS_ENV, "").split(",") if n.strip()}
+    if name not in trusted:
+        raise ValueError(
+            f"the run names method class {name!r}, which is not one of fglab's; list it in "
+            f"${TRUSTED_METHODS_ENV} to load it"
+        )
+    module_name, _, class_name = name.partition(":")
+    try:
+        kind = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"the run names method class {name!r}, which is unknown") from error
+    if not (isinstance(kind, type) and issubclass(kind, RetrievalMethod) and hasattr(kind, "load")):
+        raise ValueError(f"the run names {name!r}, which is not a savable retrieval method")
+    return kind
+
+
+@functools.cache
+def _registered_classes() -> dict[str, type[RetrievalMethod]]:
+    """The classes of the registry's methods (built unfitted, which is cheap), by the
+    ``module:Class`` name pipeline.json gives them."""
+    from fglab.registry import get_method, method_names
+
+    kinds = {type(get_method(name).build(seed=0)) for name in method_names()}
+    return {f"{kind.__module__}:{kind.__qualname__}": kind for kind in kinds}
 
 
 def train_pipeline(
@@ -128,24 +201,20 @@ def train_pipeline(
     save the pipeline into ``run_dir`` and return it with its test scores. Methods that
     checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from them."""
     from fglab.data.wikipedia import load_dataset
-    from fglab.experiments import method_views, validation_split
+    from fglab.experiments import method_views
     from fglab.features.views import _pretokenized, build_features
     from fglab.registry import get_method
 
     run_dir = Path(run_dir)
+    options = {"config": config} if config else {}
+    method = get_method(method_name).build(seed=seed, **options)  # a bad config fails first
     dataset = load_dataset(dataset_name, data_root)
     image_view, text_view = method_views(dataset, method_name)
     train, _ = build_features(dataset, image_view, text_view)
-    options = {"config": config} if config else {}
-    method = get_method(method_name).build(seed=seed, **options)
     if hasattr(method, "checkpoint_dir"):
         method.checkpoint_dir = run_dir / "checkpoints"
         method.on_epoch_end = on_epoch_end
-    if method.selects_on_validation:
-        fit_rows, val_rows = validation_split(train.labels, seed)
-        method.fit(train.subset(fit_rows), train.subset(val_rows))
-    else:
-        method.fit(train)
+    fit_method(method, train, seed)
     text_features = None
     if text_view == "text:tfidf":
         text_features = TfidfTextFeatures(_pretokenized).fit(train.tokens)
@@ -160,8 +229,9 @@ def train_pipeline(
 def evaluate_pipeline(
     pipeline: RetrievalPipeline, run_dir: Path, data_root: str | None = None, dataset=None
 ) -> dict:
-    """MAP@all and MAP@100 of both directions on the test split, from raw test inputs;
-    written to ``run_dir``/metrics.json."""
+    """MAP@all and MAP@100 (category relevance) and the exact pair's Recall@1/5/10 and
+    median rank, both directions, on the test split from raw test inputs; written to
+    ``run_dir``/metrics.json."""
     from fglab.data.wikipedia import load_dataset
     from fglab.evaluation.protocol import evaluate_similarity
 
@@ -169,6 +239,7 @@ def evaluate_pipeline(
     images, texts = pipeline.encode_split(dataset.test)
     scores = evaluate_similarity(images @ texts.T, dataset.test.labels)
     metrics = {"dataset": dataset.name, "method": pipeline.method_name,
-               "map_all": scores.map_all, "map_100": scores.map_100}
+               "map_all": scores.map_all, "map_100": scores.map_100,
+               "recall": scores.recall, "median_rank": scores.median_rank}
     atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

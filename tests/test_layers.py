@@ -9,7 +9,7 @@ from pathlib import Path
 import fglab
 
 LAYERS = [
-    ("fglab.io", "fglab.metrics", "fglab.config", "fglab.hardware"),
+    ("fglab.io", "fglab.integrity", "fglab.metrics", "fglab.config", "fglab.hardware"),
     ("fglab.data",),
     ("fglab.features", "fglab.method"),
     ("fglab.baselines", "fglab.models", "fglab.labels", "fglab.losses"),

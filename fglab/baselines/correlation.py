@@ -7,6 +7,7 @@ from sklearn.cross_decomposition import CCA, PLSCanonical
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from fglab.baselines.persist import SavedAsArrays
 from fglab.features.featureset import FeatureSet
 from fglab.method import RetrievalMethod, centered_cosine
 
@@ -25,7 +26,7 @@ def _reduce(reducer: PCA | None, x: np.ndarray) -> np.ndarray:
     return x if reducer is None else reducer.transform(x)
 
 
-class _CrossDecompositionRetrieval(RetrievalMethod):
+class _CrossDecompositionRetrieval(SavedAsArrays, RetrievalMethod):
     """Standardize each modality, fit a cross-decomposition model, rank by normalized
     correlation in the shared space."""
 

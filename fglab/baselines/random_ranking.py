@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from fglab.baselines.persist import SavedAsArrays
 from fglab.features.featureset import FeatureSet
 from fglab.method import RetrievalMethod
 
 
-class RandomRetrieval(RetrievalMethod):
+class RandomRetrieval(SavedAsArrays, RetrievalMethod):
     """Independent Gaussian embeddings per item: rankings are uniformly random."""
 
     def __init__(self, seed: int = 0, dim: int = 64) -> None:

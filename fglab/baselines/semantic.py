@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from fglab.baselines.correlation import CCARetrieval
+from fglab.baselines.persist import SavedAsArrays
 from fglab.features.featureset import FeatureSet
 from fglab.method import RetrievalMethod, centered_cosine
 
@@ -59,7 +60,7 @@ def _select_c(
     return max(scores, key=scores.get)
 
 
-class SemanticMatching(RetrievalMethod):
+class SemanticMatching(SavedAsArrays, RetrievalMethod):
     """SM: multiclass logistic regression per modality; both land in the simplex of class
     posteriors, compared by centered correlation. ``C`` is chosen on validation;
     ``image_classifier="svm"`` uses an RBF SVM on the image side instead."""

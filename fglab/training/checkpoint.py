@@ -1,17 +1,28 @@
-"""Atomic per-epoch checkpoints: tensors in safetensors, the rest in JSON beside them."""
+"""Atomic per-epoch checkpoints: tensors in safetensors, the rest in JSON beside them, and a
+SHA-256 of both inside the file, checked before a checkpoint is resumed from."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from fglab.io import atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
+PARTS = ("model", "best", "optim")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from: damaged, truncated, empty or unchecked."""
 
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -39,18 +50,36 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: dic
 
 class CheckpointStore:
     """``DIR/<stage>.safetensors``: model, best model and optimizer tensors, with the epoch,
-    history, best epoch and done flag as JSON in its metadata, all in one atomic write (so the
-    tensors and the epoch they belong to never disagree). ``DIR/<stage>.json`` is a readable
-    copy of that metadata."""
+    history, best epoch and done flag as JSON in its metadata, and the SHA-256 of all of them,
+    in one atomic write (so the tensors and the epoch they belong to never disagree).
+    ``DIR/<stage>.json`` is a readable copy of that metadata.
+
+    :meth:`exists` verifies a checkpoint; a bad one is moved aside (``.damaged``) with a
+    warning naming it, and the stage trains again from its first epoch. :meth:`load` of a bad
+    one raises :class:`CheckpointError` naming the file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
+        self._verified: dict[str, tuple[dict, dict, dict, dict]] = {}
 
     def _paths(self, stage: str) -> tuple[Path, Path]:
         return self.directory / f"{stage}.safetensors", self.directory / f"{stage}.json"
 
     def exists(self, stage: str) -> bool:
-        return self._paths(stage)[0].is_file()
+        """Whether ``stage`` has a sound checkpoint (kept for the :meth:`load` that follows)."""
+        tensor_path, meta_path = self._paths(stage)
+        if not tensor_path.is_file():
+            return False
+        try:
+            self._verified[stage] = self._read(stage)
+        except CheckpointError as error:
+            for path in (tensor_path, meta_path):
+                if path.is_file():
+                    os.replace(path, path.with_name(f"{path.name}.damaged"))
+            logger.warning("%s: moved aside to %s.damaged, stage %s trains again from its first "
+                           "epoch", error, tensor_path.name, stage)
+            return False
+        return True
 
     def save(
         self,
@@ -66,17 +95,55 @@ class CheckpointStore:
         tensors.update({f"optim.{k}": v for k, v in optim_tensors.items()})
         tensor_path, meta_path = self._paths(stage)
         text = json.dumps({**meta, "optimizer": optim_meta}, indent=2)
-        atomic_write_bytes(tensor_path, save_tensors(tensors, metadata={"meta": text}))
+        metadata = {"meta": text, "sha256": _digest(tensors, text)}
+        self._verified.pop(stage, None)
+        atomic_write_bytes(tensor_path, save_tensors(tensors, metadata=metadata))
         atomic_write_text(meta_path, text)
 
     def load(self, stage: str) -> tuple[dict, dict, dict, dict]:
         """(model state, best state, optimizer tensors, meta)."""
-        tensor_path = self._paths(stage)[0]
-        with safe_open(tensor_path, framework="pt") as handle:
-            meta = json.loads(handle.metadata()["meta"])
-        tensors = load_tensors(tensor_path.read_bytes())
-        parts: dict[str, dict[str, torch.Tensor]] = {"model": {}, "best": {}, "optim": {}}
+        return self._verified.pop(stage, None) or self._read(stage)
+
+    def _read(self, stage: str) -> tuple[dict, dict, dict, dict]:
+        path = self._paths(stage)[0]
+        fix = f"delete it to train stage {stage} again from its first epoch"
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise CheckpointError(f"checkpoint {path} is unreadable ({error}); {fix}") from error
+        if not data:
+            raise CheckpointError(f"checkpoint {path} is empty; {fix}")
+        try:  # anything the parser says of a damaged file means the same: do not resume
+            tensors = load_tensors(data)
+            header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+            metadata = header.get("__metadata__") or {}
+            text, expected = metadata.get("meta"), metadata.get("sha256")
+        except (SafetensorError, ValueError, AttributeError, RuntimeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"checkpoint {path} is damaged ({reason}); {fix}") from error
+        if not isinstance(text, str) or not isinstance(expected, str):
+            raise CheckpointError(
+                f"checkpoint {path} has no checksum (damaged, or written by an older fglab); {fix}"
+            )
+        if _digest(tensors, text) != expected:
+            raise CheckpointError(f"checkpoint {path} does not match its SHA-256 (damaged); {fix}")
+        parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in PARTS}
         for key, value in tensors.items():
-            prefix, name = key.split(".", 1)
+            prefix, _, name = key.partition(".")
+            if prefix not in parts:
+                raise CheckpointError(f"checkpoint {path} holds an unknown tensor {key!r}; {fix}")
             parts[prefix][name] = value
-        return parts["model"], parts["best"], parts["optim"], meta
+        for key, value in {**parts["model"], **parts["best"]}.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"checkpoint {path}: weight {key} is not finite; {fix}")
+        return parts["model"], parts["best"], parts["optim"], json.loads(text)
+
+
+def _digest(tensors: dict[str, torch.Tensor], meta: str) -> str:
+    """SHA-256 of the metadata text and every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(meta.encode("utf-8"))
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().contiguous().reshape(-1)
+        digest.update(f"\0{key}\0{tensor.dtype}\0{tuple(tensors[key].shape)}\0".encode())
+        digest.update(tensor.view(torch.uint8).numpy())
+    return digest.hexdigest()
