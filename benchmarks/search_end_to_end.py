@@ -42,12 +42,15 @@ from synthetic_text_method import ProjectedText
 
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 from fglab.index.vectors import set_search_threads
-from fglab.pipeline import RetrievalPipeline
+from fglab.pipeline import TRUSTED_METHODS_ENV, RetrievalPipeline
 from fglab.search import MODEL_DIR, Retriever
 
 K = 10
 DIM = 256
 BENCH_DIR = Path(__file__).resolve().parent
+# Runs load only fglab's own method classes unless told otherwise: trust the stand-in model
+# (here and in the `fglab serve` this starts, which inherits the environment).
+os.environ[TRUSTED_METHODS_ENV] = "synthetic_text_method:ProjectedText"
 CATEGORIES = [f"c{i}" for i in range(10)]
 
 
@@ -128,10 +131,11 @@ def server_env() -> dict:
     return {**os.environ, "PYTHONPATH": path}
 
 
-def start_server(index: Path) -> tuple[subprocess.Popen, str, float]:
-    """``fglab serve INDEX`` on a free loopback port; returns it, its URL and its start time."""
+def start_server(index: Path, *options: str) -> tuple[subprocess.Popen, str, float]:
+    """``fglab serve INDEX [OPTIONS]`` on a free loopback port; returns it, its URL and its
+    start time."""
     port = free_port()
-    command = [sys.executable, "-m", "fglab", "serve", str(index), "--port", str(port)]
+    command = [sys.executable, "-m", "fglab", "serve", str(index), "--port", str(port), *options]
     started = time.perf_counter()
     server = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env()

@@ -121,7 +121,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("results/bench/service_load.json"))
     args = parser.parse_args()
-    server, base, _ = start_server(args.index)
+    # every client may upload at once: measure throughput, not the server's upload bound
+    server, base, _ = start_server(args.index, "--max-uploads", str(args.clients))
     try:
         health = httpx.get(base + "/health").json()
         image = image_payload(args.index) if health["image_search"] else None

@@ -100,7 +100,10 @@ class Retriever:
         self.index = index
         self.limits = limits or Limits()
         self._featurizer = featurizer  # image bytes -> features; default EfficientNet in memory
-        self._lock = threading.Lock()  # pipelines are not promised to be thread-safe
+        # Pipelines are not promised to be thread-safe: one lock around their (fast) encoders,
+        # another around the (slow) image model, so text queries never wait behind a CNN.
+        self._lock = threading.Lock()
+        self._image_lock = threading.Lock()
         self.threads: int | None = None  # threads per query; None leaves the libraries' default
         self._root = Path(index.info.get("collection_root", ".")).resolve()
         self.thumbnail = lru_cache(maxsize=512)(self._thumbnail)
@@ -168,11 +171,12 @@ class Retriever:
         except ValueError as error:
             raise UnavailableError(str(error)) from error
         featurizer = self._featurizer or default_upload_featurizer()
-        with self._lock:
+        with self._image_lock:
             try:  # decoded from memory and run on the loaded model: no file, no DataLoader
                 features = np.asarray(featurizer(data, self.pipeline.image_view))
             except ValueError as error:
                 raise UnreadableImageError(f"the image could not be read: {error}") from error
+        with self._lock:
             vector = np.asarray(self.pipeline.encode_image_features(features[None]))
         return self._hits(vector, target, k)
 
@@ -237,6 +241,8 @@ class Retriever:
                     self._check_pixels(image.size)
                     image.load()  # decodes everything: truncated files fail here
                     return image.format or "png"
+            except QueryTooLargeError:
+                raise  # from the pixel check: a ValueError, but not a damaged file
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
                 raise QueryTooLargeError(f"image is too large to decode: {error}") from error
             except UnidentifiedImageError as error:

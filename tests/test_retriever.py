@@ -166,3 +166,35 @@ def test_limit_threads_applies_to_the_thread_that_searches(retriever):
     worker.start()
     worker.join()
     assert seen == [1] and retriever.threads == 1
+
+
+def test_images_between_the_pixel_limit_and_pillows_bomb_limit_are_too_large(index_dir):
+    retriever = open_fake_retriever(index_dir, limits=Limits(max_image_pixels=1_000_000))
+    image = io.BytesIO()
+    Image.new("1", (1_500, 1_000)).save(image, format="PNG")  # over ours, far below Pillow's
+    with pytest.raises(QueryTooLargeError, match="1500 x 1000 pixels"):
+        retriever.check_image(image.getvalue())
+
+
+def test_text_queries_do_not_wait_behind_the_image_model(index_dir):
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_featurizer(data: bytes, view: str):  # a CNN that takes its time
+        started.set()
+        release.wait(10)
+        return fake_upload_featurizer(data, view)
+
+    retriever = Retriever.open(index_dir, FakePipeline.load, featurizer=slow_featurizer)
+    upload = threading.Thread(target=retriever.search_image, args=(_jpeg(),))
+    upload.start()
+    try:
+        assert started.wait(10)
+        text = threading.Thread(target=retriever.search_text, args=("a ship",))
+        text.start()
+        text.join(5)
+        assert not text.is_alive(), "the text query waited for the image model"
+    finally:
+        release.set()
+        upload.join(10)

@@ -10,9 +10,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fglab.index.store import KINDS, EmbeddingIndex, IndexSettings
+from fglab.service.limits import ServiceLimits
 
 logger = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")
 
 
 def load_pipeline(run_dir: Path):
@@ -67,6 +69,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("index", type=Path)
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (loopback only)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--allowed-hosts",
+        default="",
+        metavar="NAMES",
+        help="comma-separated Host names answered besides localhost, 127.0.0.1 and [::1] "
+        "(against DNS rebinding; default: those and --host); '*' answers any",
+    )
+    serve.add_argument(
+        "--max-uploads",
+        type=int,
+        default=ServiceLimits.max_uploads,
+        help=f"image searches at once; more get 503 (default {ServiceLimits.max_uploads})",
+    )
     _threads_argument(serve)
     serve.set_defaults(func=serve_index)
 
@@ -175,11 +190,29 @@ def serve_index(args: argparse.Namespace) -> int:
 
     from fglab.search import Retriever
     from fglab.service import create_app
+    from fglab.service.server import server_config
 
+    hosts = served_hosts(args.host, args.allowed_hosts)
     if args.host not in LOOPBACK:
-        logger.warning("serving on %s: reachable from other machines", args.host)
+        logger.warning(
+            "serving on %s: reachable from other machines; answering Host %s",
+            args.host, ", ".join(hosts) or "loopback names only (see --allowed-hosts)",
+        )
+    if args.max_uploads < 1:
+        raise ValueError(f"--max-uploads must be at least 1, got {args.max_uploads}")
     retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
     retriever.limit_threads(args.threads)
+    service = ServiceLimits(max_uploads=args.max_uploads)
+    app = create_app(retriever, hosts=hosts, service=service)
     print(f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(retriever), host=args.host, port=args.port, log_level="info")
+    uvicorn.Server(server_config(app, args.host, args.port, service, log_level="info")).run()
     return 0
+
+
+def served_hosts(host: str, allowed: str) -> list[str]:
+    """Host names to answer besides the loopback ones: ``--allowed-hosts`` plus ``--host``
+    when that names one address (not a wildcard like 0.0.0.0)."""
+    names = [name.strip() for name in allowed.split(",") if name.strip()]
+    if host not in (*LOOPBACK, *WILDCARDS) and host not in names:
+        names.append(host)
+    return names

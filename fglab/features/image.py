@@ -98,9 +98,24 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        image = image.convert("F").point(lambda v: v / 256 if v > 255 else v).convert("L")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        image = _gray_to_8bit(image)
     return image.convert("RGB")
+
+
+def _gray_to_8bit(image: Image.Image) -> Image.Image:
+    """8-bit gray from 16-bit, 32-bit integer or float pixels, by one scale for the whole
+    image: 16-bit ranges divided by 256, wider ones by their maximum, floats in [0, 1] times
+    255. (Pillow's ``point`` takes only linear functions for these modes, so numpy does it.)"""
+    values = np.nan_to_num(np.asarray(image, dtype=np.float32), posinf=0.0, neginf=0.0)
+    top = float(values.max(initial=0.0))
+    if image.mode.startswith("I;16") or 255 < top <= 65535:
+        values /= 256
+    elif top > 65535:
+        values *= 255 / top
+    elif image.mode == "F" and top <= 1:
+        values *= 255
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
 
 
 class _ImageFiles(Dataset):

@@ -4,7 +4,8 @@ A directory is built under a hidden temporary name beside its target, every file
 a ``index.json`` listing each file's size and SHA-256 is written last, and the directory is
 then renamed into place (swapped atomically with an existing one where Linux allows). A build
 that is killed leaves only the hidden temporary directory, which never passes
-:func:`verify_directory` because its listing is missing or does not match.
+:func:`verify_directory` because its listing is missing or does not match; the next write or
+load of the target removes it (:func:`remove_stale_builds`).
 
 Small changes are committed in place instead (:func:`commit_listing`): new files are written
 under names no listing holds yet, then ``index.json`` is replaced by a new listing that adds
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from fglab.integrity import file_entry, refuse_pickles, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,10 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_builds(target)
+    with locked(target.parent):  # no cleaner looks between making the folder and locking it
+        tmp = Path(tempfile.mkdtemp(prefix=_build_prefix(target), dir=target.parent))
+        owner = _lock_nowait(tmp)  # held until the end: a live build is never cleaned up
     try:
         yield tmp
         if not (tmp / LISTING).is_file():
@@ -58,6 +63,53 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if owner is not None:
+            os.close(owner)
+
+
+def remove_stale_builds(target: Path) -> list[Path]:
+    """Remove the hidden build folders of ``target`` that a killed build left beside it.
+
+    Each build holds an ``flock`` on its folder while it runs (the kernel drops it when the
+    process dies), and folders are made and locked under the parent's lock, which this holds
+    too: a folder whose lock is free belongs to no live build. Best effort: a folder that
+    cannot be locked or removed (read-only) is left. Returns the folders removed."""
+    target = Path(target).absolute()
+    prefix, removed = _build_prefix(target), []
+    try:
+        with locked(target.parent):
+            for entry in target.parent.iterdir():
+                if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
+                    continue
+                fd = _lock_nowait(entry)
+                if fd is None:
+                    continue  # a live build
+                try:
+                    shutil.rmtree(entry)
+                    removed.append(entry)
+                finally:
+                    os.close(fd)
+    except OSError as error:
+        logger.debug("stale builds beside %s not removed: %s", target, error)
+    for entry in removed:
+        logger.info("removed %s, left by a build that was killed", entry)
+    return removed
+
+
+def _build_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def _lock_nowait(directory: Path) -> int | None:
+    """An open descriptor holding an exclusive ``flock`` on ``directory``, or None if another
+    process holds one."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def write_listing(directory: Path, info: dict) -> None:
@@ -69,11 +121,6 @@ def write_listing(directory: Path, info: dict) -> None:
             files[relative] = file_entry(path)
     listing = {"format": FORMAT, "format_version": FORMAT_VERSION, **info, "files": files}
     _write_json(directory / LISTING, listing)
-
-
-def file_entry(path: Path) -> dict:
-    """What a listing records of a file: its size and SHA-256."""
-    return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
 
 
 def commit_listing(directory: Path, listing: dict) -> None:
@@ -140,25 +187,18 @@ def verify_directory(directory: Path, check: Callable[[str], bool] | None = None
             f"{directory} is a fglab index of format version {listing.get('format_version')!r}; "
             f"this fglab reads versions {READABLE_VERSIONS}: build the index again"
         )
+    refuse_pickles(directory, "index", "build the index again with this fglab version")
     for name, expected in listing.get("files", {}).items():
         if check is not None and not check(name):
             continue
         path = directory / name
         if not path.is_file():
             raise IncompleteIndexError(f"{directory}: file {name} listed in {LISTING} is missing")
-        if path.stat().st_size != expected["bytes"] or _sha256(path) != expected["sha256"]:
+        if path.stat().st_size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
             raise IncompleteIndexError(
                 f"{directory}: file {name} does not match {LISTING} (damaged or partly written)"
             )
     return listing
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_tree(root: Path) -> None:

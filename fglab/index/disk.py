@@ -40,6 +40,7 @@ from fglab.index.atomic import (
     file_entry,
     fsync_tree,
     locked,
+    remove_stale_builds,
     verify_directory,
     write_listing,
 )
@@ -100,16 +101,23 @@ def _is_vectors(name: str) -> bool:
 
 
 def load(cls: type[EmbeddingIndex], path: Path, vectors: bool) -> EmbeddingIndex:
-    listing = verify_directory(path, None if vectors else (lambda name: not _is_vectors(name)))
-    index = cls(listing["dim"], IndexSettings(**listing["settings"]), listing.get("info"))
-    index.has_vectors = vectors
-    index.next_key = listing["next_key"]
-    files = listing.get("files", {})
-    for name, meta in listing["modalities"].items():
-        index.kinds[name] = meta["kind"]
-        if vectors and f"{name}.faiss" in files:
-            faiss_index = faiss.read_index(str(path / f"{name}.faiss"))
-            index.modalities[name] = ModalityIndex(faiss_index, meta["kind"], set(meta["deleted"]))
+    remove_stale_builds(path)
+    check = None if vectors else (lambda name: not _is_vectors(name))
+    try:
+        listing = verify_directory(path, check)
+        settings = IndexSettings(**listing["settings"])
+        index = cls(_whole(listing, "dim"), settings, listing.get("info"))
+        index.has_vectors = vectors
+        index.next_key = _whole(listing, "next_key")
+        files = listing.get("files", {})
+        for name, meta in listing["modalities"].items():
+            index.kinds[name] = meta["kind"]
+            if vectors and f"{name}.faiss" in files:
+                index.modalities[name] = _read_faiss(path / f"{name}.faiss", meta, index.dim)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise IncompleteIndexError(
+            f"{path / LISTING} is malformed ({_problem(error)}); build the index again"
+        ) from error
     try:
         if listing["format_version"] == 1:
             index.items = ItemTable(read_items_jsonl(path / V1_ITEMS))
@@ -117,11 +125,43 @@ def load(cls: type[EmbeddingIndex], path: Path, vectors: bool) -> EmbeddingIndex
             index.items = ItemTable(read_items(path / ITEMS))
         for segment in listing.get("segments", []):
             _replay(index, path / segment["dir"], segment, vectors)
-    except (OSError, ValueError, KeyError, pa.ArrowException) as error:
-        raise IncompleteIndexError(f"{path}: unreadable index ({error}); build it again") from error
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+        raise IncompleteIndexError(
+            f"{path}: unreadable index ({_problem(error)}); build it again"
+        ) from error
     index.changes = Changes(start_row=len(index.items.table))
     index.origin = Origin(path.resolve(), listing)
     return index
+
+
+def _whole(listing: dict, key: str) -> int:
+    value = listing[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{key!r} is {value!r}, not a whole number")
+    return value
+
+
+def _problem(error: Exception) -> str:
+    """One line about ``error``; a KeyError names the missing field instead of just its name."""
+    if isinstance(error, KeyError):
+        return f"no field {error.args[0]!r}" if error.args else "a field is missing"
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _read_faiss(path: Path, meta: dict, dim: int) -> ModalityIndex:
+    try:
+        faiss_index = faiss.read_index(str(path))
+    except RuntimeError as error:
+        reason = _problem(error)[:200]
+        raise IncompleteIndexError(
+            f"{path} is not a readable faiss index ({reason}); build the index again"
+        ) from error
+    if faiss_index.d != dim:
+        raise IncompleteIndexError(
+            f"{path} holds {faiss_index.d}-d vectors, {LISTING} says {dim}; build the index again"
+        )
+    return ModalityIndex(faiss_index, meta["kind"], set(meta["deleted"]))
 
 
 def _replay(index: EmbeddingIndex, folder: Path, segment: dict, vectors: bool) -> None:

@@ -9,6 +9,8 @@ inside it; a row may have text, an image, or both. A row that cannot be used is 
 from __future__ import annotations
 
 import csv
+import io
+import itertools
 import json
 import logging
 import re
@@ -87,26 +89,61 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem
     suffix = path.suffix.lower()
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     if suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        if reader.fieldnames is None or "id" not in reader.fieldnames:
-            raise ValueError(f"manifest {path}: the CSV header must name an 'id' column")
-        return [(n, row) for n, row in enumerate(reader, start=1)], []
+        return _csv_rows(path, text)
     if suffix in (".jsonl", ".json"):
-        rows, problems = [], []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as error:
-                problems.append(ManifestProblem(n, "", f"not valid JSON ({error})"))
-                continue
-            if not isinstance(record, dict):
-                problems.append(ManifestProblem(n, "", "not a JSON object"))
-                continue
-            rows.append((n, record))
-        return rows, problems
+        return _jsonl_rows(text)
     raise ValueError(f"manifest {path}: expected a .csv or .jsonl file, got {suffix or 'none'!r}")
+
+
+def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+    """Rows of a CSV file; quoted fields may hold line breaks. A malformed row (a stray or
+    unclosed quote) is a problem naming its lines, never silently merged into another."""
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as error:
+        raise ValueError(f"manifest {path}: the CSV header is malformed ({error})") from error
+    if fieldnames is None or "id" not in fieldnames:
+        raise ValueError(f"manifest {path}: the CSV header must name an 'id' column")
+    rows, problems = [], []
+    for n in itertools.count(1):
+        first_line = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            if "end of data" in str(error):  # an open quote ran to the end of the file
+                last = text.count("\n") + (not text.endswith("\n"))
+                why = f"lines {first_line}-{last}: a quoted field is never closed"
+            else:
+                why = f"line {first_line}: malformed CSV ({error})"
+            problems.append(ManifestProblem(n, "", f"{why}; these lines were not read"))
+            continue
+        rows.append((n, row))
+    return rows, problems
+
+
+def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+    rows, problems = [], []
+    # split on newlines only: str.splitlines would also split inside a string at U+2028 etc.
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            problems.append(ManifestProblem(n, "", f"not valid JSON ({error})"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(ManifestProblem(n, "", "not a JSON object"))
+            continue
+        rows.append((n, record))
+    return rows, problems
+
+
+#: Columns a JSONL row may give as a whole number besides a string (``{"id": 7}``).
+NUMBER_COLUMNS = ("id", "label")
 
 
 def _field(row: dict, name: str) -> str:
@@ -114,7 +151,33 @@ def _field(row: dict, name: str) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _non_text_column(row: dict) -> str | None:
+    """The first column whose JSONL value is not text (a list, an object, a number where
+    text belongs), or None."""
+    for name in ("id", "text", "text_path", "image_path", "label"):
+        value = row.get(name)
+        if value is None or isinstance(value, str):
+            continue
+        if name in NUMBER_COLUMNS and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        return name
+    return None
+
+
+def _short(value: object, length: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= length else text[: length - 1] + "\u2026"
+
+
 def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | ManifestProblem:
+    bad = _non_text_column(row)
+    if bad:
+        value = row[bad]
+        return ManifestProblem(
+            n,
+            "" if bad == "id" else _field(row, "id"),
+            f"{bad} must be a string, got {type(value).__name__} {_short(value)}",
+        )
     item_id = _field(row, "id")
     if not ROW_ID.match(item_id):
         return ManifestProblem(n, item_id, f"id {item_id!r} must match {ROW_ID.pattern}")

@@ -104,8 +104,14 @@ class EmbeddingIndex:
         self.modalities[modality].add(vectors, keys)
 
     def remove(self, item_ids: list[str]) -> None:
-        """Remove items by id; an unknown id is a KeyError naming it (nothing is removed)."""
-        found = self.items.keys_of_ids(list(item_ids))
+        """Remove items by id; an unknown id is a KeyError naming it, an id given twice a
+        ValueError (nothing is removed)."""
+        item_ids, seen = list(item_ids), set()
+        for item_id in item_ids:
+            if item_id in seen:
+                raise ValueError(f"item id {item_id!r} is given twice; nothing removed")
+            seen.add(item_id)
+        found = self.items.keys_of_ids(item_ids)
         unknown = [item_id for item_id in item_ids if item_id not in found]
         if unknown:
             raise KeyError(f"no item with id {unknown[0]!r} in the index")

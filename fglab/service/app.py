@@ -1,23 +1,31 @@
 """The HTTP service: ``create_app(retriever)`` builds a FastAPI app around a :class:`Retriever`.
 
-Handlers only translate HTTP to retriever calls and back; every check on queries, ``k``,
-uploads and ids lives in the retriever, whose errors become JSON ``{"error": {code, message}}``
-with a 4xx status. Routes: ``GET /health``, ``POST /search/text``, ``POST /search/image``,
-``GET /items/{id}``, ``GET /images/{id}``, the OpenAPI document and the web page at ``/``.
+Handlers only translate HTTP to retriever calls and back; the checks on queries, ``k``,
+uploads and ids live in the retriever, whose errors become JSON ``{"error": {code, message}}``
+with a 4xx status, and the OpenAPI document states each of them. Routes: ``GET /health``,
+``POST /search/text``, ``POST /search/image``, ``GET /items/{id}``, ``GET /images/{id}``, the
+OpenAPI document at ``/openapi.json`` and the web page at ``/`` (no ``/docs``: Swagger UI
+would load from a CDN). Middlewares (:mod:`fglab.service.limits`,
+:mod:`fglab.service.headers`) bound bodies and uploads, check ``Host`` and add headers.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: FastAPI reads the handlers' annotations, and the
+# text query's model is made per app (its limits), a local name a string could not resolve.
 
 import logging
 import time
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path as FilePath
+from typing import Literal
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Path, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from fglab.index.store import ITEM_ID
 from fglab.search import (
     Hit,
     InvalidQueryError,
@@ -28,12 +36,27 @@ from fglab.search import (
     SearchError,
     UnreadableImageError,
 )
-from fglab.service.limits import BodySizeLimit
-from fglab.service.schemas import ErrorOut, HealthOut, HitOut, ItemOut, SearchResponse, TextQuery
+from fglab.service.headers import SecurityHeaders, allowed_hosts
+from fglab.service.limits import (
+    UPLOAD_OVERHEAD,
+    ConcurrencyLimit,
+    RequestBodyLimits,
+    ServiceLimits,
+    text_body_bytes,
+)
+from fglab.service.schemas import (
+    ErrorOut,
+    HealthOut,
+    HitOut,
+    ItemOut,
+    SearchResponse,
+    k_range,
+    text_query_model,
+)
 
 logger = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = FilePath(__file__).parent / "static"
 STATUS = {
     InvalidQueryError: 400,
     ItemNotFoundError: 404,
@@ -41,19 +64,50 @@ STATUS = {
     NotAnImageError: 415,
     UnreadableImageError: 422,
 }
-#: Multipart framing around an uploaded image, allowed on top of the image byte limit.
-UPLOAD_OVERHEAD = 64 * 1024
 ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 415, 422)}
+#: Statuses a search can also get from the middlewares: a body too slow, too many uploads.
+SEARCH_ERRORS = {**ERRORS, **{status: {"model": ErrorOut} for status in (408, 503)}}
+ITEM_ID_PATH = Path(description="an item id", json_schema_extra={"pattern": ITEM_ID.pattern})
+#: What an upload may be; the server reads the content, not the part's declared type.
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp", "image/tiff")
+IMAGE_ENCODING = {"file": {"contentType": ", ".join(IMAGE_TYPES)}}
 
 
-def create_app(retriever: Retriever, title: str = "fglab search") -> FastAPI:
-    """A FastAPI app serving ``retriever``; see the module docstring."""
-    app = FastAPI(title=title, version="1", description="Text<->image search over an index.")
+def create_app(
+    retriever: Retriever,
+    title: str = "fglab search",
+    hosts: Sequence[str] = (),
+    service: ServiceLimits | None = None,
+) -> FastAPI:
+    """A FastAPI app serving ``retriever``; see the module docstring. It answers requests
+    for the loopback names and ``hosts`` (``"*"``: any ``Host``)."""
+    service = service or ServiceLimits()
+    app = FastAPI(
+        title=title,
+        version="1",
+        description="Text<->image search over an index.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.retriever = retriever
     _add_error_handlers(app)
     _add_routes(app, retriever)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(BodySizeLimit, max_bytes=retriever.limits.max_image_bytes + UPLOAD_OVERHEAD)
+    limits = retriever.limits
+    body_limits = {
+        "/search/text": text_body_bytes(limits.max_query_chars),
+        "/search/image": limits.max_image_bytes + UPLOAD_OVERHEAD,
+    }
+    # added innermost first: headers go on every answer, Host is checked before any body
+    app.add_middleware(
+        RequestBodyLimits,
+        limits=body_limits,
+        default=service.other_body_bytes,
+        timeout_s=service.body_timeout_s,
+    )
+    app.add_middleware(ConcurrencyLimit, path="/search/image", max_active=service.max_uploads)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(hosts))
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -73,6 +127,9 @@ def _response(kind: str, target: str, k: int, started: float, hits: list[Hit]) -
 
 
 def _add_routes(app: FastAPI, retriever: Retriever) -> None:
+    limits = retriever.limits
+    TextQuery = text_query_model(limits.max_query_chars, limits.max_k)  # noqa: N806
+
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
@@ -81,25 +138,38 @@ def _add_routes(app: FastAPI, retriever: Retriever) -> None:
     def health() -> dict:
         return retriever.health()
 
-    @app.post("/search/text", response_model=SearchResponse, responses=ERRORS)
+    @app.post("/search/text", response_model=SearchResponse, responses=SEARCH_ERRORS)
     def search_text(body: TextQuery) -> SearchResponse:
         started = time.perf_counter()
         hits = retriever.search_text(body.query, body.k, body.target)
         return _response("text", body.target, body.k, started, hits)
 
-    @app.post("/search/image", response_model=SearchResponse, responses=ERRORS)
+    @app.post(
+        "/search/image",
+        response_model=SearchResponse,
+        responses=SEARCH_ERRORS,
+        openapi_extra={
+            "requestBody": {"content": {"multipart/form-data": {"encoding": IMAGE_ENCODING}}}
+        },
+        dependencies=[Depends(_one_value_per_form_field)],
+    )
     def search_image(
-        file: UploadFile = File(description="an image: JPEG, PNG, GIF, BMP or WebP"),  # noqa: B008
-        k: int = Form(10),
-        target: str = Form("text"),
+        file: UploadFile = File(  # noqa: B008
+            description=f"an image (JPEG, PNG, GIF, BMP, WebP, TIFF) of at most "
+            f"{limits.max_image_bytes} bytes and {limits.max_image_pixels} pixels (larger "
+            "ones get 413), each side at least 8 pixels",
+            json_schema_extra={"minLength": 1},
+        ),
+        k: int = Form(10, description="how many results", json_schema_extra=k_range(limits.max_k)),
+        target: Literal["image", "text"] = Form("text", description="which items to rank"),
     ) -> SearchResponse:
         started = time.perf_counter()
-        data = file.file.read(retriever.limits.max_image_bytes + 1)
+        data = file.file.read(limits.max_image_bytes + 1)
         hits = retriever.search_image(data, k, target)
         return _response("image", target, k, started, hits)
 
     @app.get("/items/{item_id}", response_model=ItemOut, responses=ERRORS)
-    def item(item_id: str) -> ItemOut:
+    def item(item_id: str = ITEM_ID_PATH) -> ItemOut:
         found = retriever.item(item_id)
         other = ("txt-" if found.modality == "image" else "img-") + found.pair_id
         has_other = other in retriever.index
@@ -116,7 +186,7 @@ def _add_routes(app: FastAPI, retriever: Retriever) -> None:
         )
 
     @app.get("/images/{item_id}", responses={200: {"content": {"image/jpeg": {}}}, **ERRORS})
-    def image(item_id: str) -> Response:
+    def image(item_id: str = ITEM_ID_PATH) -> Response:
         return Response(
             retriever.thumbnail(item_id),
             media_type="image/jpeg",
@@ -124,8 +194,26 @@ def _add_routes(app: FastAPI, retriever: Retriever) -> None:
         )
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+async def _one_value_per_form_field(request: Request) -> None:
+    """FastAPI reads an empty form field (``k=``) as an absent one, taking its default, and a
+    field sent twice as its last value; the schema allows neither, so both are refused."""
+    form = await request.form()  # parsed once: FastAPI reads the same parsed form
+    problems = []
+    for name in ("file", "k", "target"):
+        values = form.getlist(name)
+        if len(values) > 1:
+            problems.append((name, f"given {len(values)} times; send it once"))
+        elif values == [""] and name != "file":
+            problems.append((name, "must not be empty"))
+    if problems:
+        raise RequestValidationError(
+            [{"loc": ("body", name), "msg": msg, "type": "value_error"} for name, msg in problems]
+        )
+
+
+def _error(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -145,7 +233,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return _error(error.status_code, code, str(error.detail))
+        # the exception's headers matter: a 405 names the allowed methods in ``Allow``
+        return _error(error.status_code, code, str(error.detail), error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -6,7 +6,9 @@ tests/test_queries.py runs the same commands on a real trained model.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 
 import pytest
 
@@ -101,3 +103,81 @@ def test_errors_are_reported_not_raised(fakes, tmp_path, capsys):
     assert main(["index-remove", str(index), "img-unknown"]) == 2
     assert "img-unknown" in capsys.readouterr().err
     assert COLOURS  # the fake collection is coloured by category
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("fglab: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def _relist(index, name: str) -> None:
+    """Record ``name``'s new size and SHA-256 in index.json, as a hand edit would."""
+    listing = json.loads((index / "index.json").read_text())
+    data = (index / name).read_bytes()
+    listing["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (index / "index.json").write_text(json.dumps(listing))
+
+
+def test_repeated_ids_and_damaged_indexes_are_one_line_errors(fakes, tmp_path, capsys):
+    manifest = write_collection(tmp_path / "p", 1)
+    good = tmp_path / "good"
+    main(["index", str(fakes), "--dataset", f"manifest:{manifest}", "--out", str(good)])
+    capsys.readouterr()
+    assert main(["index-remove", str(good), "img-boats-0", "txt-music-0", "img-boats-0"]) == 2
+    assert "'img-boats-0' is given twice" in _one_line_error(capsys)
+    assert EmbeddingIndex.load(good).count("image") == 3  # nothing removed
+
+    def damaged(name: str, damage) -> str:
+        index = tmp_path / name
+        shutil.copytree(good, index)
+        damage(index)
+        assert main(["search", str(index), "--text", "ship"]) == 2
+        return _one_line_error(capsys)
+
+    def garbage_faiss(index, relist: bool) -> None:
+        (index / "image.faiss").write_bytes(b"not a faiss index at all")
+        if relist:
+            _relist(index, "image.faiss")
+
+    def edit_listing(change):
+        def edit(index):
+            listing = json.loads((index / "index.json").read_text())
+            (index / "index.json").write_text(json.dumps(change(listing)))
+
+        return edit
+
+    message = damaged("faiss", lambda index: garbage_faiss(index, False))
+    assert "image.faiss" in message and "does not match" in message
+    message = damaged("faiss-relisted", lambda index: garbage_faiss(index, True))
+    assert "image.faiss is not a readable faiss index" in message
+    message = damaged("no-dim", edit_listing(lambda listing: {
+        key: value for key, value in listing.items() if key != "dim"}))
+    assert "index.json is malformed (no field 'dim')" in message
+    message = damaged("list", edit_listing(lambda listing: [listing]))
+    assert "index.json" in message
+    message = damaged("no-sha", edit_listing(lambda listing: {**listing, "files": {
+        name: {"bytes": entry["bytes"]} for name, entry in listing["files"].items()}}))
+    assert "index.json is malformed" in message and "'sha256'" in message
+    message = damaged("dim", edit_listing(lambda listing: {**listing, "dim": 4}))
+    assert ".faiss holds 3-d vectors, index.json says 4" in message
+
+
+def test_serve_answers_allowed_hosts_with_deadlines(fakes, tmp_path, monkeypatch, capsys):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    manifest = write_collection(tmp_path / "p", 1)
+    index = tmp_path / "index"
+    main(["index", str(fakes), "--dataset", f"manifest:{manifest}", "--out", str(index)])
+    served = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: served.append(server.config))
+    args = ["serve", str(index), "--host", "0.0.0.0", "--allowed-hosts", "search.lan"]
+    assert main([*args, "--max-uploads", "2"]) == 0
+    [config] = served
+    assert config.timeout_keep_alive == 5 and config.limit_concurrency == 100
+    for host, status in (("search.lan", 200), ("localhost", 200), ("evil.example", 400)):
+        with TestClient(config.app, base_url=f"http://{host}") as client:
+            assert client.get("/health").status_code == status, host
+    assert main([*args, "--max-uploads", "0"]) == 2
+    assert "--max-uploads must be at least 1" in capsys.readouterr().err

@@ -110,3 +110,26 @@ def test_an_image_in_memory_gets_the_same_features_as_its_file(images, extracted
         features_of_bytes(images["truncated"].read_bytes(), SMALL)
     view = image_features_of_bytes(images["jpeg"].read_bytes(), "image:efficientnet-lite0")
     assert view.shape == (1280,) and view.std() > 0
+
+
+@pytest.mark.parametrize(
+    "mode,value,fmt,gray",
+    [
+        ("I;16", 40000, "PNG", 156),  # 16-bit PNG: 40000 / 256
+        ("I", 40000, "TIFF", 156),  # 32-bit integer TIFF holding 16-bit values
+        ("I", 200, "TIFF", 200),  # ... holding 8-bit values: kept
+        ("F", 0.5, "TIFF", 127),  # float TIFF in [0, 1]
+        ("F", 3e6, "TIFF", 255),  # float TIFF beyond 16 bits: scaled by its maximum
+    ],
+)
+def test_16_bit_and_float_images_decode(tmp_path, mode, value, fmt, gray):
+    from PIL import Image
+
+    path = tmp_path / f"deep.{fmt.lower()}"
+    Image.new(mode, (64, 64), value).save(path, format=fmt)
+    with Image.open(path) as image:
+        assert image.mode == mode
+    for source in (path, path.read_bytes()):
+        pixels = decode_image(source, 32)
+        assert pixels.shape == (32, 32, 3) and abs(int(pixels[0, 0, 0]) - gray) <= 1
+        assert (pixels == pixels[0, 0, 0]).all()

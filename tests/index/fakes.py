@@ -84,6 +84,14 @@ def fake_upload_featurizer(data: bytes, view: str) -> np.ndarray:
         raise ValueError(f"unreadable: {error}") from error
 
 
+def decoding_upload_featurizer(data: bytes, view: str) -> np.ndarray:
+    """Mean RGB of an upload decoded as the real featurizer decodes it (every mode and
+    format, too-small images refused), without its network."""
+    from fglab.features.image import decode_image
+
+    return decode_image(data, 16).reshape(-1, 3).mean(axis=0)
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 

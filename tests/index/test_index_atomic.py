@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fglab.index.atomic import IncompleteIndexError
+from fglab.index.atomic import IncompleteIndexError, remove_stale_builds
 from fglab.index.store import EmbeddingIndex, Item
 
 WRITER = textwrap.dedent(
@@ -63,18 +63,18 @@ def test_killed_rewrite_keeps_the_old_index_and_the_partial_one_does_not_load(tm
     _old_index(target)
     partial = _kill_mid_write(target, tmp_path)
     assert partial.is_dir() and partial != target  # the half-written build is left aside
-    assert sorted(EmbeddingIndex.load(target).by_id) == ["old-0", "old-1", "old-2"]
     with pytest.raises(IncompleteIndexError, match="index.json is missing"):
         EmbeddingIndex.load(partial)
+    assert sorted(EmbeddingIndex.load(target).by_id) == ["old-0", "old-1", "old-2"]
 
 
 def test_killed_first_build_leaves_nothing_that_loads(tmp_path):
     target = tmp_path / "index"
     partial = _kill_mid_write(target, tmp_path)
-    with pytest.raises(FileNotFoundError, match="not found"):
-        EmbeddingIndex.load(target)
     with pytest.raises(IncompleteIndexError, match="interrupted build"):
         EmbeddingIndex.load(partial)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        EmbeddingIndex.load(target)
 
 
 def test_damaged_or_foreign_directories_fail_with_a_clear_error(tmp_path):
@@ -100,3 +100,33 @@ def test_failed_write_removes_its_temporary_directory(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         index.save(tmp_path / "index", write_extra=fail)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_builds_left_by_killed_writers_are_removed_by_the_next_load_and_write(tmp_path):
+    target = tmp_path / "index"
+    _old_index(target)
+    partial = _kill_mid_write(target, tmp_path)
+    EmbeddingIndex.load(target)
+    assert not partial.exists()
+    (tmp_path / "started").unlink()
+    partial = _kill_mid_write(target, tmp_path)
+    _old_index(target)  # the next write
+    assert not partial.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_live_build_is_never_removed(tmp_path):
+    target = tmp_path / "index"
+    _old_index(target)
+    index = EmbeddingIndex(8)
+    index.add([Item("new", "text", "new")], np.ones((1, 8), np.float32))
+    seen = []
+
+    def meanwhile(tmp):  # loads and writes, as another process would, while this one runs
+        assert remove_stale_builds(target) == [] and tmp.is_dir()
+        EmbeddingIndex.load(target)
+        _old_index(tmp_path / "other")
+        seen.append(tmp.is_dir())
+
+    index.save(target, write_extra=meanwhile)
+    assert seen == [True] and sorted(EmbeddingIndex.load(target).by_id) == ["new"]

@@ -72,3 +72,59 @@ def test_manifest_without_usable_rows_or_header_is_an_error(tmp_path):
         load_manifest(tmp_path / "m.tsv")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_manifest(tmp_path / "absent.csv")
+
+
+def test_csv_line_breaks_inside_quotes_are_kept(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(b'id,text\r\na,"first line\nsecond line"\r\nb,plain\r\n')
+    manifest = load_manifest(path)
+    assert [(m.id, m.text) for m in manifest.items] == [
+        ("a", "first line\nsecond line"), ("b", "plain")
+    ]
+    assert manifest.problems == []
+
+
+def test_csv_broken_quotes_are_reported_never_swallowing_rows_silently(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text('id,text\na,one\nb,"two\nc,three\nd,four\n', encoding="utf-8")
+    manifest = load_manifest(path)
+    assert [m.id for m in manifest.items] == ["a"]
+    [problem] = manifest.problems
+    assert problem.row == 2 and "never closed" in problem.problem
+    assert "lines 3-5" in problem.problem and "not read" in problem.problem
+    path.write_text('id,text\na,one\nb,"two" and more\nc,three\n', encoding="utf-8")
+    manifest = load_manifest(path)
+    assert [m.id for m in manifest.items] == ["a", "c"]
+    assert [(p.row, "line 3" in p.problem) for p in manifest.problems] == [(2, True)]
+
+
+def test_jsonl_values_that_are_not_text_are_reported_not_stringified(tmp_path):
+    rows = [
+        {"id": "a", "text": ["a", "list"]},
+        {"id": "b", "text": 42},
+        {"id": 7, "text": "a whole-number id is fine", "label": 3},
+        {"id": "c", "text": "ok", "label": {"x": 1}},
+        {"id": ["x"], "text": "t"},
+        {"id": "d", "image_path": True},
+        {"id": "e", "text": "fine"},
+    ]
+    manifest = load_manifest(_jsonl(tmp_path / "m.jsonl", rows))
+    assert [(m.id, m.text, m.label) for m in manifest.items] == [
+        ("7", "a whole-number id is fine", "3"), ("e", "fine", None)
+    ]
+    problems = {(p.row, p.id): p.problem for p in manifest.problems}
+    assert problems == {
+        (1, "a"): 'text must be a string, got list ["a", "list"]',
+        (2, "b"): "text must be a string, got int 42",
+        (4, "c"): 'label must be a string, got dict {"x": 1}',
+        (5, ""): 'id must be a string, got list ["x"]',
+        (6, "d"): "image_path must be a string, got bool true",
+    }
+
+
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    path = tmp_path / "m.jsonl"
+    row = {"id": "u", "text": "one\u2028two\u2029three\x85four"}
+    path.write_text(json.dumps(row, ensure_ascii=False) + "\r\n", encoding="utf-8")
+    manifest = load_manifest(path)
+    assert [m.text for m in manifest.items] == [row["text"]] and manifest.problems == []

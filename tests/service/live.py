@@ -11,9 +11,11 @@ import uvicorn
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """Yield the base URL (``http://127.0.0.1:PORT``) while the server runs."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+def live_server(app, config: uvicorn.Config | None = None) -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:PORT``) while the server runs; ``config`` (for
+    host 127.0.0.1, port 0) replaces uvicorn's defaults."""
+    if config is None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -10,10 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from fglab.index.store import ITEM_ID
 from fglab.search import Limits
 from fglab.service import create_app
 from tests.index.fakes import COLOURS, build_fake_index, open_fake_retriever
 from tests.service.live import live_server
+
+BASE = "http://localhost"  # the service answers loopback names only, unless told otherwise
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def app(index_dir):
 
 @pytest.fixture(scope="module")
 def client(app):
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -90,9 +93,12 @@ def test_empty_query(client, query):
 def test_one_megabyte_query(client, index_dir):
     response = client.post("/search/text", json={"query": "ship " * 200_000})
     assert "at most" in _error(response, 413, "too_large")  # refused by the body limit
-    with TestClient(create_app(open_fake_retriever(index_dir))) as roomy:  # 10 MB uploads
+    with TestClient(create_app(open_fake_retriever(index_dir)), base_url=BASE) as roomy:
+        # 10 MB uploads, yet a text query's body is held to what 2,000 characters need
         response = roomy.post("/search/text", json={"query": "ship " * 200_000})
-        assert "1000000 characters" in _error(response, 413, "too_large")
+        assert "at most 28096 accepted" in _error(response, 413, "too_large")
+        response = roomy.post("/search/text", json={"query": "s" * 2001})
+        assert "at most 2000 characters" in _error(response, 422, "invalid_request")
 
 
 @pytest.mark.parametrize("k", [0, -1, 101, 10**30])
@@ -197,3 +203,86 @@ def test_chunked_upload_over_the_limit_is_refused_while_streaming(app):
         response = connection.getresponse()
         assert response.status == 413 and b"too_large" in response.read()
         connection.close()
+
+
+@pytest.mark.parametrize("k", [True, False, 3.5, "3", None, [3]])
+def test_k_must_be_a_json_integer(client, k):
+    response = client.post("/search/text", json={"query": "ship", "k": k})
+    assert "body.k" in _error(response, 422, "invalid_request")
+
+
+def test_k_may_be_written_as_an_integral_number(client):
+    response = client.post("/search/text", json={"query": "ship", "k": 3.0})  # JSON Schema's
+    assert response.status_code == 200 and response.json()["k"] == 3
+
+
+def test_method_not_allowed_names_the_allowed_methods(client):
+    response = client.delete("/search/text")
+    _error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+    assert client.post("/health").headers["allow"] == "GET"
+
+
+def test_openapi_states_what_the_server_enforces(client):
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    query = schemas["TextQuery"]
+    assert query["additionalProperties"] is False
+    text = query["properties"]["query"]
+    assert (text["minLength"], text["maxLength"]) == (1, 2000) and "pattern" in text
+    assert (query["properties"]["k"]["minimum"], query["properties"]["k"]["maximum"]) == (1, 100)
+    upload_ref = document["paths"]["/search/image"]["post"]["requestBody"]["content"]
+    upload = schemas[upload_ref["multipart/form-data"]["schema"]["$ref"].split("/")[-1]]
+    assert upload["properties"]["file"]["minLength"] == 1
+    assert upload["properties"]["k"]["maximum"] == 100
+    assert upload["properties"]["target"]["enum"] == ["image", "text"]
+    for path in ("/items/{item_id}", "/images/{item_id}"):
+        [parameter] = document["paths"][path]["get"]["parameters"]
+        assert parameter["schema"]["pattern"] == ITEM_ID.pattern
+
+
+def test_whitespace_queries_match_the_documented_pattern_exactly():
+    import re
+
+    from fglab.service.schemas import QUERY_PATTERN
+
+    pattern = re.compile(QUERY_PATTERN)
+    for code in range(0x110000):  # the pattern finds a character iff strip() keeps it
+        assert (pattern.search(chr(code)) is None) == chr(code).isspace(), hex(code)
+
+
+def test_16_bit_and_float_uploads_are_searched(index_dir):
+    from fglab.search import Retriever
+    from tests.index.fakes import FakePipeline, decoding_upload_featurizer
+
+    retriever = Retriever.open(index_dir, FakePipeline.load, featurizer=decoding_upload_featurizer)
+    with TestClient(create_app(retriever), base_url=BASE) as local:
+        for mode, value, fmt in (("I;16", 40000, "PNG"), ("I", 40000, "TIFF"), ("F", 0.5, "TIFF")):
+            out = io.BytesIO()
+            Image.new(mode, (64, 64), value).save(out, format=fmt)
+            files = {"file": (f"deep.{fmt.lower()}", out.getvalue(), "image/png")}
+            response = local.post("/search/image", files=files)
+            assert response.status_code == 200, (mode, response.text)
+
+
+def test_image_over_the_pixel_limit_below_pillows_is_too_large(client):
+    image = io.BytesIO()
+    Image.new("1", (8_000, 6_000)).save(image, format="PNG")  # 48 megapixels: ours is 40
+    files = {"file": ("big.png", image.getvalue(), "image/png")}
+    message = _error(client.post("/search/image", files=files), 413, "too_large")
+    assert "8000 x 6000 pixels" in message
+
+
+@pytest.mark.parametrize("field", ["k", "target"])
+def test_empty_form_fields_are_refused_not_defaulted(client, field):
+    files = {"file": ("q.jpg", _jpeg(), "image/jpeg")}
+    response = client.post("/search/image", files=files, data={field: ""})
+    assert f"body.{field}: must not be empty" in _error(response, 422, "invalid_request")
+
+
+def test_form_fields_sent_twice_are_refused_not_last_one_wins(client):
+    files = [("file", ("q.jpg", _jpeg(), "image/jpeg")), ("k", (None, "abc")), ("k", (None, "2"))]
+    response = client.post("/search/image", files=files)
+    assert "body.k: given 2 times" in _error(response, 422, "invalid_request")
+    files = [("file", ("a.jpg", _jpeg(), "image/jpeg")), ("file", ("b.jpg", _jpeg(), "image/jpeg"))]
+    assert "body.file: given 2 times" in _error(client.post("/search/image", files=files), 422)
