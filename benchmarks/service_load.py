@@ -3,7 +3,9 @@
 Starts ``fglab serve INDEX`` in its own process, waits for ``/health``, then sends text
 queries (and image queries, when the index's model reads image files and ``--image-share`` is
 above 0) from this process with ``--clients`` threads, each holding one keep-alive
-connection. Reports requests/s, latency p50/p99 and every non-200 answer.
+connection. Reports requests/s, latency p50/p99 and every non-200 answer. With
+``--image-share`` the text-only load runs first and the mixed load second on the same server,
+and the text queries' p99 under uploads is reported against the text-only p99 of the run.
 
     .venv/bin/python benchmarks/service_load.py --index runs/eng-wiki-index
 
@@ -71,12 +73,11 @@ def client(base: str, jobs: list[int], image: bytes | None, share: float, out: l
             out.append((kind, response.status_code, (time.perf_counter() - start) * 1000))
 
 
-def run_load(base: str, args, image: bytes | None) -> dict:
+def run_load(base: str, args, image: bytes | None, share: float) -> dict:
     results: list[tuple[str, int, float]] = []
     jobs = [list(range(i, args.requests, args.clients)) for i in range(args.clients)]
     threads = [
-        threading.Thread(target=client, args=(base, j, image, args.image_share, results))
-        for j in jobs
+        threading.Thread(target=client, args=(base, j, image, share, results)) for j in jobs
     ]
     started = time.perf_counter()
     for thread in threads:
@@ -128,26 +129,41 @@ def main() -> None:
         image = image_payload(args.index) if health["image_search"] else None
         for query in QUERIES[: max(1, args.warmup)]:
             httpx.post(base + "/search/text", json={"query": query, "k": 10}, timeout=60)
-        result = run_load(base, args, image)
+        # text alone first, then (with --image-share) the mixed load on the same server, so
+        # that the text p99 under uploads is compared with one measured in the same run
+        result = run_load(base, args, image, 0.0)
+        if args.image_share > 0 and image is not None:
+            result["mixed"] = run_load(base, args, image, args.image_share)
+            text_alone = result["by_kind"]["text"]["p99_ms"]
+            result["mixed"]["text_p99_vs_text_only"] = (
+                result["mixed"]["by_kind"]["text"]["p99_ms"] / text_alone
+            )
     finally:
         stop_server(server)
     result["index"] = str(args.index)
     result["collection"] = health["collection"]
-    print("| clients | requests | requests/s | p50 ms | p99 ms | errors |")
+    result["image_share"] = args.image_share
+    print("| load | requests | requests/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|")
-    print(
-        f"| {result['clients']} | {result['requests']} | {result['requests_per_s']:.0f} | "
-        f"{result['p50_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} |"
-    )
-    for kind, part in result["by_kind"].items():
+    for name, run in (("text only", result), ("mixed", result.get("mixed"))):
+        if run is None:
+            continue
         print(
-            f"  {kind}: {part['requests']} requests, p50 {part['p50_ms']:.1f} ms, "
-            f"p99 {part['p99_ms']:.1f} ms"
+            f"| {name} | {run['requests']} | {run['requests_per_s']:.0f} | "
+            f"{run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['errors']} |"
         )
+        for kind, part in run["by_kind"].items():
+            print(
+                f"  {kind}: {part['requests']} requests, p50 {part['p50_ms']:.1f} ms, "
+                f"p99 {part['p99_ms']:.1f} ms"
+            )
+    if "mixed" in result:
+        ratio = result["mixed"]["text_p99_vs_text_only"]
+        print(f"text p99 with {args.image_share:.0%} uploads / text only: {ratio:.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
-    if result["errors"]:
+    if result["errors"] or result.get("mixed", {}).get("errors"):
         sys.exit(1)
 
 
