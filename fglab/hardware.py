@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
+@functools.cache  # asked every training step; the answer never changes
 def fast_bfloat16() -> bool:
     """True where oneDNN runs bfloat16 matrix products and convolutions natively (AVX-512
     BF16 or AMX); elsewhere bfloat16 is emulated and slower than float32."""

@@ -125,11 +125,10 @@ class DSCMRMethod(RetrievalMethod):
         return network, stage
 
     def encode_images(self, images: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.asarray(images, dtype=np.float32))
-        return F.normalize(batched(self.network_.encode_images, x), dim=1).numpy()
+        return _unit_images(self.network_, images).numpy()
 
     def encode_texts(self, texts) -> np.ndarray:
-        return F.normalize(batched(self.network_.encode_texts, dense_tensor(texts)), dim=1).numpy()
+        return _unit_texts(self.network_, texts).numpy()
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -157,8 +156,15 @@ class DSCMRMethod(RetrievalMethod):
         return method
 
 
-def _similarity(network: DSCMRNetwork, images: np.ndarray, texts) -> np.ndarray:
+def _unit_images(network: DSCMRNetwork, images: np.ndarray) -> torch.Tensor:
     x = torch.from_numpy(np.asarray(images, dtype=np.float32))
-    u = F.normalize(batched(network.encode_images, x), dim=1)
-    v = F.normalize(batched(network.encode_texts, dense_tensor(texts)), dim=1)
-    return (u @ v.T).float().numpy()
+    return F.normalize(batched(network.encode_images, x), dim=1)
+
+
+def _unit_texts(network: DSCMRNetwork, texts) -> torch.Tensor:
+    return F.normalize(batched(network.encode_texts, dense_tensor(texts)), dim=1)
+
+
+def _similarity(network: DSCMRNetwork, images: np.ndarray, texts) -> np.ndarray:
+    """Cosines of the common representations, (n_images, n_texts)."""
+    return (_unit_images(network, images) @ _unit_texts(network, texts).T).float().numpy()

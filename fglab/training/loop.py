@@ -35,17 +35,11 @@ class StageResult:
     resumed_from: int | None = None  # the last finished epoch found in a checkpoint
 
 
-def step_dtype(config: TrainingConfig) -> torch.dtype:
-    """The dtype of a training step's matrix products (``config.precision`` resolved)."""
-    if config.precision == "auto":
-        return torch.bfloat16 if fast_bfloat16() else torch.float32
-    return torch.bfloat16 if config.precision == "bfloat16" else torch.float32
-
-
 def _autocast(config: TrainingConfig) -> torch.autocast:
-    """bfloat16 autocast where the config's precision says so: products in bfloat16 with
-    float32 sums; the weights, their updates and the loss stay float32."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=step_dtype(config) == torch.bfloat16)
+    """bfloat16 autocast where ``config.precision`` says so ("auto": where the CPU has native
+    bfloat16): products in bfloat16 with float32 sums; weights, updates and loss stay float32."""
+    bfloat16 = config.precision == "bfloat16" or (config.precision == "auto" and fast_bfloat16())
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16)
 
 
 def _epoch_seed(seed: int, stage: str, epoch: int) -> int:
@@ -108,9 +102,10 @@ def train_stage(
             with torch.inference_mode(), _autocast(config):
                 score = float(validate())
         result.history.append({"epoch": epoch, "loss": loss, "validation": score})
-        if score is None or score > result.best_score:
-            result.best_epoch = epoch
-            result.best_score = score if score is not None else result.best_score
+        if score is None:  # the module itself holds the state to keep
+            result.best_epoch, best_state = epoch, module.state_dict()
+        elif score > result.best_score:
+            result.best_epoch, result.best_score = epoch, score
             best_state = copy.deepcopy(module.state_dict())
         done = epoch + 1 == epochs or epoch - result.best_epoch >= config.patience
         shown = f"validation {score:.4f}" if score is not None else "no validation"

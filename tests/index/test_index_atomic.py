@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +10,7 @@ import pytest
 
 from fglab.index.atomic import IncompleteIndexError, remove_stale_builds
 from fglab.index.store import EmbeddingIndex, Item
+from tests.index.killing import kill_when_flagged
 
 WRITER = textwrap.dedent(
     """
@@ -43,18 +39,7 @@ def _old_index(path: Path) -> None:
 
 
 def _kill_mid_write(target: Path, tmp_path: Path) -> Path:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    process = subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(tmp_path)], env=env)
-    try:
-        for _ in range(600):
-            if (tmp_path / "started").exists():
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the writer never reached the middle of its write")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    kill_when_flagged(WRITER, [str(target), str(tmp_path)], tmp_path / "started", "write")
     return Path((tmp_path / "started").read_text())
 
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import faiss
@@ -20,6 +16,7 @@ import fglab.index.disk as disk
 from fglab.index.atomic import IncompleteIndexError
 from fglab.index.items import ItemTable
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
+from tests.index.killing import kill_when_flagged
 
 
 def _items(n: int, modality: str = "image", start: int = 0) -> list[Item]:
@@ -174,20 +171,7 @@ def test_a_killed_add_leaves_the_index_loadable_and_the_next_add_works(stage, tm
     path = tmp_path / "index"
     _saved(path)
     flag = tmp_path / "flag"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    process = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(flag), stage], env=env
-    )
-    try:
-        for _ in range(600):
-            if flag.exists():
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the writer never reached the middle of its commit")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    kill_when_flagged(WRITER, [str(path), str(flag), stage], flag, "commit")
     assert any((path / "segments").iterdir())  # a leftover the listing does not name
     loaded = EmbeddingIndex.load(path)
     assert loaded.count("image") == 300 and "new-0" not in loaded
