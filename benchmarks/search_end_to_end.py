@@ -367,9 +367,9 @@ def main() -> None:
                         type=lambda s: [int(v) for v in s.split(",")])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
-    parser.add_argument("--run", type=Path, default=Path("runs/cn-sm"),
+    parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
                         help="a chinese-news run (`fglab train chinese-news --method sm`)")
-    parser.add_argument("--image-index", type=Path, default=Path("runs/cn-sm-index"))
+    parser.add_argument("--image-index", type=Path, default=Path("runs/chinese-news-index"))
     parser.add_argument("--images", type=int, default=100, help="image uploads to time")
     parser.add_argument("--no-images", action="store_true")
     parser.add_argument("--data-root", default=None)
