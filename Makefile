@@ -20,11 +20,11 @@ demo: $(STAMP)
 	$(BIN)/fglab reproduce eng-wiki --out results/eng-wiki
 
 test: $(STAMP)
-	$(BIN)/ruff check fglab tests benchmarks
+	$(BIN)/ruff check fglab tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check fglab tests benchmarks
+	$(BIN)/ruff check fglab tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) results build *.egg-info

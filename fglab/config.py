@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ IMAGE_BRANCHES = ("auto", "kernel", "mlp")
 #: Widest image features the "auto" image branch maps through the RBF kernel.
 KERNEL_MAX_FEATURES = 256
 LABEL_MODES = ("uniform", "continuous", "binned")
-TEACHERS = ("siamese", "sentence")
+TEACHERS = ("auto", "siamese", "sentence")
 SCORE_DROPOUTS = ("gaussian", "bernoulli")
 PRECISIONS = ("auto", "float32", "bfloat16")
 #: Networks in the "auto" ensemble of the MLP image branch.
@@ -57,12 +57,15 @@ class ModelConfig:
     embedding: str = "auto"
     embedding_scale: float = 10.0
 
-    def image_landmarks(self, n_features: int, n_train: int) -> int:
-        """How many kernel landmarks the image branch gets (0: no kernel map)."""
-        use_kernel = self.image_branch == "kernel" or (
+    def uses_kernel(self, n_features: int) -> bool:
+        """Whether images of ``n_features`` dimensions go through the RBF kernel map."""
+        return self.image_branch == "kernel" or (
             self.image_branch == "auto" and n_features <= KERNEL_MAX_FEATURES
         )
-        return min(self.image_kernel_landmarks, n_train) if use_kernel else 0
+
+    def image_landmarks(self, n_features: int, n_train: int) -> int:
+        """How many kernel landmarks the image branch gets (0: no kernel map)."""
+        return min(self.image_kernel_landmarks, n_train) if self.uses_kernel(n_features) else 0
 
     def __post_init__(self) -> None:
         if self.text_branch not in TEXT_BRANCHES:
@@ -137,9 +140,11 @@ class LabelConfig:
     # 1: one siamese network grades the texts it was trained on (the paper); K > 1: K
     # cross-fitted networks, each pair graded by networks that did not see its texts.
     teacher_folds: int = 1
-    # "siamese": the siamese text network grades pairs; "sentence": the cosine of pretrained
-    # sentence embeddings (MiniLM for English, multilingual e5 otherwise), no training.
-    teacher: str = "siamese"
+    # "siamese": the siamese text network, trained on the categories, grades pairs;
+    # "sentence": the cosine of pretrained sentence embeddings (MiniLM for English,
+    # multilingual e5 otherwise), no training; "auto": siamese with categories, sentence at
+    # pair level (no categories: the siamese network has no positive text pairs to learn).
+    teacher: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in LABEL_MODES:
@@ -161,6 +166,30 @@ class FGLabConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def resolved(self, n_image_features: int, pair_level: bool, bfloat16: bool) -> FGLabConfig:
+        """A copy with every "auto" replaced by what it means for these inputs (images of
+        ``n_image_features`` dimensions, training ``pair_level`` or by category, a CPU with
+        native ``bfloat16``): the config a run saves says what was trained."""
+        kernel = self.model.uses_kernel(n_image_features)
+        model = replace(
+            self.model,
+            image_branch="kernel" if kernel else "mlp",
+            embedding=_auto(self.model.embedding, "bounded" if kernel else "unit"),
+        )
+        training = replace(
+            self.training,
+            ensemble=self.training.ensemble_size(kernel),
+            precision=_auto(self.training.precision, "bfloat16" if bfloat16 else "float32"),
+        )
+        teacher = _auto(self.labels.teacher, "sentence" if pair_level else "siamese")
+        if pair_level and teacher == "siamese" and self.labels.mode != "uniform":
+            raise ValueError(
+                "the siamese teacher learns from categories, and pair-level training has "
+                "none: use labels.teacher 'sentence' (or 'auto')"
+            )
+        labels = replace(self.labels, teacher=teacher)
+        return replace(self, model=model, training=training, labels=labels)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FGLabConfig:
@@ -184,6 +213,10 @@ class FGLabConfig:
     @classmethod
     def load(cls, path: Path) -> FGLabConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _auto(value: str, meaning: str) -> str:
+    return meaning if value == "auto" else value
 
 
 def _build(kind: type, data: dict[str, Any], section: str):

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fglab.data.wikipedia import CrossModalDataset, load_dataset
+from fglab.data.collection import is_labeled, load_training_collection
+from fglab.data.wikipedia import CrossModalDataset
 from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
 from fglab.features.featureset import FeatureSet
 from fglab.features.views import build_features, default_compact_text_view, default_image_view
 from fglab.io import atomic_write_text
-from fglab.method import ReportContext, fit_method
+from fglab.method import NO_CATEGORIES, ReportContext, fit_method
 from fglab.registry import get_method
 
 logger = logging.getLogger(__name__)
@@ -32,10 +33,12 @@ class MethodResult:
     runs: list[DirectionalScores] = field(default_factory=list)
     seconds: float = 0.0
 
-    def summary(self) -> dict:
+    def summary(self, labeled: bool = True) -> dict:
+        """Mean, std and runs of every score; MAP and precision-recall only ``labeled`` (with
+        categories to be relevant by)."""
         out: dict = {"image_view": self.views[0], "text_view": self.views[1]}
         runs = self.runs
-        for metric in METRICS:
+        for metric in METRICS if labeled else ():
             out[metric] = {
                 d: _stats([getattr(run, metric)[d] for run in runs]) for d in (*DIRECTIONS, "avg")
             }
@@ -44,9 +47,10 @@ class MethodResult:
             for d in DIRECTIONS
         }
         out["median_rank"] = {d: _stats([run.median_rank[d] for run in runs]) for d in DIRECTIONS}
-        out["pr_curves"] = {
-            d: np.mean([run.pr_curves[d] for run in self.runs], axis=0).tolist() for d in DIRECTIONS
-        }
+        if labeled:
+            out["pr_curves"] = {
+                d: np.mean([run.pr_curves[d] for run in runs], axis=0).tolist() for d in DIRECTIONS
+            }
         out["seconds"] = self.seconds
         return out
 
@@ -83,13 +87,14 @@ def run_method(
     views: tuple[str, str],
     out_dir: Path | None = None,
     on_run: Callable[[], None] | None = None,
+    pairs: bool = False,
 ) -> MethodResult:
-    """Fit and evaluate ``method_name`` once per seed."""
+    """Fit and evaluate ``method_name`` once per seed (``pairs``: at pair level)."""
     train, test = features
     result = MethodResult(method_name, views)
     start = time.perf_counter()
     for seed in seeds:
-        method = fit_method(get_method(method_name).build(seed=seed), train, seed)
+        method = fit_method(get_method(method_name).build(seed=seed), train, seed, pairs)
         result.runs.append(evaluate_method(method, test))
         if out_dir is not None and seed == seeds[0]:
             context = ReportContext(
@@ -104,9 +109,13 @@ def run_method(
 
 
 def write_results(
-    out_dir: Path, dataset: CrossModalDataset, summaries: dict[str, dict], seeds: list[int]
+    out_dir: Path,
+    dataset: CrossModalDataset,
+    summaries: dict[str, dict],
+    seeds: list[int],
+    pairs: bool = False,
 ) -> dict:
-    """results.json, results.md and pr_curves.png, each written atomically."""
+    """results.json, results.md and (with categories) pr_curves.png, each written atomically."""
     from fglab.evaluation.plots import plot_pr_curves
     from fglab.evaluation.tables import results_markdown
 
@@ -115,17 +124,40 @@ def write_results(
         "n_train": len(dataset.train),
         "n_test": len(dataset.test),
         "seeds": seeds,
+        "pairs": pairs,
         "methods": summaries,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "results.json", json.dumps(payload, indent=2))
     atomic_write_text(out_dir / "results.md", results_markdown(payload))
-    plot_pr_curves(payload, out_dir / "pr_curves.png")
+    if is_labeled(dataset):
+        plot_pr_curves(payload, out_dir / "pr_curves.png")
     return payload
 
 
-def previous_summaries(out_dir: Path, dataset_name: str, seeds: list[int]) -> dict[str, dict]:
-    """Methods already finished in ``out_dir/results.json`` for the same data set and seeds."""
+def _pair_level_methods(
+    names: list[str], on_skip: Callable[[str, str], None] | None
+) -> list[str]:
+    """The methods that can train at pair level; the others are reported and left out."""
+    kept = []
+    for name in names:
+        if get_method(name).build(seed=0).needs_categories:
+            why = f"{name} learns from categories; {NO_CATEGORIES}"
+            logger.warning("skipping %s", why)
+            if on_skip is not None:
+                on_skip(name, why)
+        else:
+            kept.append(name)
+    if not kept:
+        raise ValueError(f"none of {', '.join(names)} can train at pair level; {NO_CATEGORIES}")
+    return kept
+
+
+def previous_summaries(
+    out_dir: Path, dataset_name: str, seeds: list[int], pairs: bool = False
+) -> dict[str, dict]:
+    """Methods already finished in ``out_dir/results.json`` for the same data set, seeds and
+    training level."""
     path = out_dir / "results.json"
     if not path.is_file():
         return {}
@@ -134,7 +166,8 @@ def previous_summaries(out_dir: Path, dataset_name: str, seeds: list[int]) -> di
     except (OSError, ValueError) as error:
         logger.warning("ignoring unreadable %s: %s", path, error)
         return {}
-    if payload.get("dataset") != dataset_name or payload.get("seeds") != seeds:
+    same = (payload.get("dataset"), payload.get("seeds"), bool(payload.get("pairs", False)))
+    if same != (dataset_name, seeds, pairs):
         return {}
     return dict(payload.get("methods", {}))
 
@@ -151,9 +184,14 @@ def reproduce(
     rerun: Iterable[str] = (),
     image_view: str | None = None,
     text_view: str | None = None,
+    pairs: bool = False,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> dict:
-    """Run every method with seeds 0..n_seeds-1; returns what results.json holds. With
-    ``image_view`` / ``text_view`` every method gets those views (equal features).
+    """Run every method with seeds 0..n_seeds-1 on a data set or ``manifest:PATH``; returns
+    what results.json holds. With ``image_view`` / ``text_view`` every method gets those views
+    (equal features). ``pairs`` (implied by a manifest without labels): every method trains
+    with each pair its own class; methods that need categories are skipped
+    (``on_skip(name, why)``).
 
     Results are written after each method, so a killed run keeps what it finished; run again
     with the same data set and seeds, it reuses those methods (``fresh=True`` reruns all,
@@ -165,10 +203,13 @@ def reproduce(
     rerun = set(rerun)
     for name in (*method_names, *rerun):
         get_method(name)  # fail before any work on an unknown name
-    dataset = load_dataset(dataset_name, data_root)
+    dataset = load_training_collection(dataset_name, data_root, pairs=pairs)
+    pairs = pairs or not is_labeled(dataset)
+    if pairs:
+        method_names = _pair_level_methods(method_names, on_skip)
     views_of = {name: method_views(dataset, name, image_view, text_view) for name in method_names}
     seeds = list(range(n_seeds))
-    previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds)
+    previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds, pairs)
     previous = {name: summary for name, summary in previous.items() if name not in rerun}
     feature_cache: dict[tuple[str, str], tuple[FeatureSet, FeatureSet]] = {}
     summaries: dict[str, dict] = {}
@@ -185,9 +226,10 @@ def reproduce(
             if views not in feature_cache:
                 feature_cache[views] = build_features(dataset, *views)
             features = feature_cache[views]
-            summary = run_method(dataset, name, seeds, features, views, out_dir, on_run).summary()
+            result = run_method(dataset, name, seeds, features, views, out_dir, on_run, pairs)
+            summary = result.summary(is_labeled(dataset))
         summaries[name] = summary
-        payload = write_results(out_dir, dataset, summaries, seeds)
+        payload = write_results(out_dir, dataset, summaries, seeds, pairs)
         if on_method_done is not None:
             on_method_done(name, summary, reused)
     return payload

@@ -15,8 +15,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from fglab.data.collection import pair_labels
 from fglab.data.splits import validation_split
 from fglab.features.featureset import FeatureSet
+
+NO_CATEGORIES = "it cannot train on pairs without categories (use cca, pls, fglab)"
 
 
 @dataclass
@@ -38,6 +41,9 @@ class RetrievalMethod(ABC):
     #: True: ``fit`` wants a held-out validation part of train for selection (and may refit on
     #: both parts itself). False: it is fitted on the whole training split.
     selects_on_validation: ClassVar[bool] = False
+    #: True: learns from categories (class posteriors, a label space), so it cannot train on a
+    #: collection without them (pair level).
+    needs_categories: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, train: FeatureSet, validation: FeatureSet | None = None) -> RetrievalMethod:
@@ -59,10 +65,17 @@ class RetrievalMethod(ABC):
         return self.encode_images(images) @ self.encode_texts(texts).T
 
 
-def fit_method(method: RetrievalMethod, train: FeatureSet, seed: int) -> RetrievalMethod:
+def fit_method(
+    method: RetrievalMethod, train: FeatureSet, seed: int, pairs: bool = False
+) -> RetrievalMethod:
     """The one way a method is fitted on a training split: a method that selects on
-    validation gets the seeded stratified validation part of ``train`` (and may refit on all
-    of it itself); the others get all of ``train``."""
+    validation gets the seeded validation part of ``train`` (and may refit on all of it
+    itself); the others get all of ``train``. ``pairs``: the categories are ignored, each
+    pair is its own class (its only positive is its partner)."""
+    if pairs:
+        if method.needs_categories:
+            raise ValueError(f"{type(method).__name__} learns from categories; {NO_CATEGORIES}")
+        train = train.with_labels(pair_labels(len(train)))
     if method.selects_on_validation:
         fit_rows, val_rows = validation_split(train.labels, seed)
         return method.fit(train.subset(fit_rows), train.subset(val_rows))

@@ -19,7 +19,7 @@ from fglab.data.wikipedia import Split
 from fglab.features.text import TfidfTextFeatures
 from fglab.integrity import DamagedFileError, check_files, list_files, refuse_pickles
 from fglab.io import atomic_write_text
-from fglab.method import RetrievalMethod, fit_method
+from fglab.method import NO_CATEGORIES, RetrievalMethod, fit_method
 
 logger = logging.getLogger(__name__)
 PIPELINE_FILE, TFIDF_DIR, METHOD_DIR = "pipeline.json", "text_features", "method"
@@ -45,6 +45,8 @@ class RetrievalPipeline:
     method: RetrievalMethod
     text_features: TfidfTextFeatures | None = None  # for text:tfidf; None for shipped views
     stopwords: list[str] = field(default_factory=list)
+    pairs: bool = False  # trained at pair level: categories ignored, each pair its own class
+    test_ids: list[str] | None = None  # a manifest's test pairs, as split when training
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Raw strings -> (n, d) embeddings (tokenized and weighted as in training)."""
@@ -103,6 +105,7 @@ class RetrievalPipeline:
             "stopwords": sorted(self.stopwords),
             "method_class": f"{kind.__module__}:{kind.__qualname__}",
             "has_text_features": self.text_features is not None,
+            "pairs": self.pairs, "test_ids": self.test_ids,
             "files": list_files(run_dir, folders),
         }
         atomic_write_text(run_dir / PIPELINE_FILE, json.dumps(meta, indent=2))
@@ -122,6 +125,7 @@ class RetrievalPipeline:
         return cls(
             meta["dataset_name"], meta["method_name"], meta["image_view"], meta["text_view"],
             meta["language"], meta["categories"], method, text_features, meta["stopwords"],
+            bool(meta.get("pairs", False)), meta.get("test_ids"),
         )
 
 
@@ -189,38 +193,43 @@ def _registered_classes() -> dict[str, type[RetrievalMethod]]:
 
 
 def train_pipeline(
-    dataset_name: str,
+    collection: str,
     method_name: str,
     run_dir: Path,
     seed: int = 0,
     data_root: str | None = None,
     config: dict | None = None,
     on_epoch_end=None,
+    pairs: bool = False,
 ) -> tuple[RetrievalPipeline, dict]:
-    """Fit ``method_name`` on the training split (selection on a validation part of it),
-    save the pipeline into ``run_dir`` and return it with its test scores. Methods that
-    checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from them."""
-    from fglab.data.wikipedia import load_dataset
+    """Fit ``method_name`` on the training split of a data set or ``manifest:PATH`` (selection
+    on a validation part of it), save the pipeline into ``run_dir`` and return it with its
+    test scores. ``pairs`` (implied by a manifest without labels): each pair is its own
+    class. Methods that checkpoint (fglab) write ``run_dir``/checkpoints every epoch and
+    resume from them."""
+    from fglab.data.collection import is_labeled, load_training_collection
+    from fglab.data.manifest import is_manifest_spec
     from fglab.experiments import method_views
-    from fglab.features.views import _pretokenized, build_features
+    from fglab.features.views import build_features
     from fglab.registry import get_method
 
     run_dir = Path(run_dir)
     options = {"config": config} if config else {}
     method = get_method(method_name).build(seed=seed, **options)  # a bad config fails first
-    dataset = load_dataset(dataset_name, data_root)
+    dataset = load_training_collection(collection, data_root, seed, pairs=pairs)
+    pairs = pairs or not is_labeled(dataset)
+    if pairs and method.needs_categories:
+        raise ValueError(f"{method_name} learns from categories; {NO_CATEGORIES}")
     image_view, text_view = method_views(dataset, method_name)
     train, _ = build_features(dataset, image_view, text_view)
     if hasattr(method, "checkpoint_dir"):
         method.checkpoint_dir = run_dir / "checkpoints"
         method.on_epoch_end = on_epoch_end
-    fit_method(method, train, seed)
-    text_features = None
-    if text_view == "text:tfidf":
-        text_features = TfidfTextFeatures(_pretokenized).fit(train.tokens)
+    fit_method(method, train, seed, pairs)
+    test_ids = list(dataset.test.text_ids) if is_manifest_spec(dataset.name) else None
     pipeline = RetrievalPipeline(
         dataset.name, method_name, image_view, text_view, dataset.language, dataset.categories,
-        method, text_features, sorted(dataset.stopwords),
+        method, train.text_featurizer, sorted(dataset.stopwords), pairs, test_ids,
     )
     pipeline.save(run_dir)
     return pipeline, evaluate_pipeline(pipeline, run_dir, data_root, dataset)
@@ -229,17 +238,21 @@ def train_pipeline(
 def evaluate_pipeline(
     pipeline: RetrievalPipeline, run_dir: Path, data_root: str | None = None, dataset=None
 ) -> dict:
-    """MAP@all and MAP@100 (category relevance) and the exact pair's Recall@1/5/10 and
-    median rank, both directions, on the test split from raw test inputs; written to
-    ``run_dir``/metrics.json."""
-    from fglab.data.wikipedia import load_dataset
+    """The exact pair's Recall@1/5/10 and median rank, both directions, and with categories
+    MAP@all and MAP@100 (category relevance), on the test split from raw test inputs;
+    written to ``run_dir``/metrics.json."""
+    from fglab.data.collection import is_labeled, load_training_collection
     from fglab.evaluation.protocol import evaluate_similarity
 
-    dataset = dataset or load_dataset(pipeline.dataset_name, data_root)
+    dataset = dataset or load_training_collection(
+        pipeline.dataset_name, data_root, test_ids=pipeline.test_ids, pairs=pipeline.pairs
+    )
     images, texts = pipeline.encode_split(dataset.test)
     scores = evaluate_similarity(images @ texts.T, dataset.test.labels)
-    metrics = {"dataset": dataset.name, "method": pipeline.method_name,
-               "map_all": scores.map_all, "map_100": scores.map_100,
-               "recall": scores.recall, "median_rank": scores.median_rank}
+    metrics: dict = {"dataset": dataset.name, "method": pipeline.method_name,
+                     "pairs": pipeline.pairs, "n_test": len(dataset.test)}
+    if is_labeled(dataset):
+        metrics |= {"map_all": scores.map_all, "map_100": scores.map_100}
+    metrics |= {"recall": scores.recall, "median_rank": scores.median_rank}
     atomic_write_text(Path(run_dir) / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -19,7 +19,10 @@ WIDE_VIEW, REDUCED_DIM, REDUCED_COMPONENTS = 256, 32, 10
 
 
 def _fit_reducer(x: np.ndarray) -> PCA | None:
-    return PCA(REDUCED_DIM, random_state=0).fit(x) if x.shape[1] > WIDE_VIEW else None
+    """PCA to REDUCED_DIM (fewer with fewer pairs) for a wide view; None for a narrow one."""
+    if x.shape[1] <= WIDE_VIEW:
+        return None
+    return PCA(min(REDUCED_DIM, len(x) - 1), random_state=0).fit(x)
 
 
 def _reduce(reducer: PCA | None, x: np.ndarray) -> np.ndarray:

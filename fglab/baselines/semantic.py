@@ -66,6 +66,7 @@ class SemanticMatching(SavedAsArrays, RetrievalMethod):
     ``image_classifier="svm"`` uses an RBF SVM on the image side instead."""
 
     selects_on_validation = True
+    needs_categories = True
 
     def __init__(self, c: float | None = None, image_classifier: str = "logistic") -> None:
         self.c = c

@@ -7,14 +7,17 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.evaluation.tables import HEADER, method_row
+from fglab.cli.train import PAIRS_HELP
+from fglab.evaluation.tables import EXACT_PAIR_HEADER, HEADER, exact_pair_row, method_row
 from fglab.experiments import reproduce
 from fglab.registry import method_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("reproduce", help="benchmark methods on a data set")
-    parser.add_argument("name", help="data set name, e.g. eng-wiki")
+    parser.add_argument(
+        "name", help="data set name (e.g. eng-wiki) or manifest:PATH (a CSV/JSONL manifest)"
+    )
     parser.add_argument(
         "--methods",
         default=",".join(method_names(default_table=True)),
@@ -40,26 +43,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--image-view", default=None, help="give every method this image view (default: the "
         "data set's, image:sift or image:efficientnet-lite0)",
     )
+    parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP + "; methods that "
+                        "need categories (sm, scm, sm-svm, dscmr) are skipped")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out_dir = args.out or Path("results") / Path(args.name).name
-    print(HEADER)
-    print("|" + "---|" * 8)
+    out_dir = args.out or Path("results") / _results_name(args.name, args.pairs)
+    header_printed = False
     with tqdm(total=len(methods) * args.seeds, desc=args.name, unit="run", leave=False) as bar:
 
         def done(name: str, summary: dict, reused: bool) -> None:
+            nonlocal header_printed
             bar.set_postfix_str(name)
+            labeled = "map_all" in summary
+            if not header_printed:
+                tqdm.write(HEADER if labeled else EXACT_PAIR_HEADER)
+                tqdm.write("|" + "---|" * (8 if labeled else 9))
+                header_printed = True
             note = " (reused from an earlier run; --rerun NAME reruns it)" if reused else ""
-            tqdm.write(method_row(name, summary) + note)
+            row = method_row(name, summary) if labeled else exact_pair_row(name, summary)
+            tqdm.write(row + note)
+
+        def skipped(name: str, why: str) -> None:
+            bar.total -= args.seeds
+            tqdm.write(f"skipping {why}")
 
         reproduce(
             args.name, methods, args.seeds, out_dir, args.data_root,
             on_method_done=done, on_run=lambda: bar.update(1), fresh=args.fresh,
             rerun=[m.strip() for m in args.rerun.split(",") if m.strip()],
-            image_view=args.image_view, text_view=args.text_view,
+            image_view=args.image_view, text_view=args.text_view, pairs=args.pairs,
+            on_skip=skipped,
         )
-    print(f"\nwrote {out_dir / 'results.json'}, results.md and pr_curves.png")
+    print(f"\nwrote {out_dir / 'results.json'} and results.md (pr_curves.png with categories)")
     return 0
+
+
+def _results_name(name: str, pairs: bool) -> str:
+    """results/NAME: the data set's or manifest's name, "-pairs" when trained at pair level."""
+    stem = Path(name.removeprefix("manifest:")).stem if name.startswith("manifest:") else name
+    return Path(stem).name + ("-pairs" if pairs else "")

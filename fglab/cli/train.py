@@ -12,16 +12,24 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from fglab.pipeline import RetrievalPipeline, evaluate_pipeline, train_pipeline
 from fglab.registry import method_names
 
+PAIRS_HELP = (
+    "train at pair level: ignore the categories, each pair's only match is its own partner "
+    "(implied by a manifest without labels)"
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one method and save it as a run")
-    parser.add_argument("name", help="data set name, e.g. eng-wiki")
+    parser.add_argument(
+        "name", help="data set name (e.g. eng-wiki) or manifest:PATH (a CSV/JSONL manifest)"
+    )
     parser.add_argument("--method", default="fglab", help=f"one of: {', '.join(method_names())}")
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumed if present)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--config", type=Path, default=None, help="JSON file with fglab options (see config.json)"
     )
+    parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP)
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
     evaluate.add_argument("run", type=Path, help="run folder written by fglab train")
@@ -32,8 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _print_metrics(metrics: dict) -> None:
-    print(f"{metrics['method']} on {metrics['dataset']} (test split)")
-    for name in ("map_all", "map_100"):
+    level = ", trained at pair level" if metrics.get("pairs") else ""
+    print(f"{metrics['method']} on {metrics['dataset']} (test split, {metrics['n_test']} pairs"
+          f"{level})")
+    for name in ("map_all", "map_100") if "map_all" in metrics else ():
         values = metrics[name]
         print(
             f"  {name}: img->txt {values['img2txt']:.4f}  txt->img {values['txt2img']:.4f}  "
@@ -53,7 +63,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"found checkpoints in {args.out / 'checkpoints'}: resuming where they stop")
     with logging_redirect_tqdm():  # log lines above the stage's progress bar
         pipeline, metrics = train_pipeline(
-            args.name, args.method, args.out, args.seed, args.data_root, config
+            args.name, args.method, args.out, args.seed, args.data_root, config,
+            pairs=args.pairs,
         )
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:

@@ -12,10 +12,12 @@ logger = logging.getLogger(__name__)
 SKIPPING_KINDS = frozenset(
     {
         "bad_line",
+        "bad_row",
         "duplicate_pair",
         "empty_text",
         "missing_image",
         "missing_text",
+        "not_a_pair",
         "unknown_category",
         "unreadable_image",
         "unreadable_text",

@@ -10,9 +10,16 @@ VALIDATION_FRACTION = 0.2
 
 
 def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, seeded (fit rows, validation rows) of the training split, each sorted."""
+    """Seeded (fit rows, validation rows) of the training split, each sorted: stratified by
+    category, or at random at pair level (every label once: each pair its own class)."""
     rows = np.arange(len(labels))
     fit_rows, val_rows = train_test_split(
-        rows, test_size=VALIDATION_FRACTION, random_state=seed, stratify=labels
+        rows, test_size=VALIDATION_FRACTION, random_state=seed,
+        stratify=None if is_pair_level(labels) else labels,
     )
     return np.sort(fit_rows), np.sort(val_rows)
+
+
+def is_pair_level(labels: np.ndarray) -> bool:
+    """True when every label occurs once: each pair is its own class (no categories)."""
+    return len(np.unique(labels)) == len(labels)

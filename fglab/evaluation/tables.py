@@ -43,16 +43,19 @@ def exact_pair_row(name: str, summary: dict) -> str:
 def results_markdown(payload: dict) -> str:
     """The whole results.md: a caption and one row per method."""
     n_seeds = len(payload["seeds"])
+    methods = payload["methods"]
+    level = ", trained at pair level (categories ignored)" if payload.get("pairs") else ""
     lines = [
         f"# {payload['dataset']}: {payload['n_train']} train / {payload['n_test']} test pairs, "
-        f"{n_seeds} seed{'s' if n_seeds != 1 else ''}",
+        f"{n_seeds} seed{'s' if n_seeds != 1 else ''}{level}",
         "",
-        HEADER,
-        "|" + "---|" * 8,
     ]
-    lines += [method_row(name, summary) for name, summary in payload["methods"].items()]
-    views = {f"{s['image_view']} + {s['text_view']}" for s in payload["methods"].values()}
-    lines += ["", "Features: " + "; ".join(sorted(views)), ""]
+    if all("map_all" in summary for summary in methods.values()):  # with categories
+        lines += [HEADER, "|" + "---|" * 8]
+        lines += [method_row(name, summary) for name, summary in methods.items()]
+        lines.append("")
+    views = {f"{s['image_view']} + {s['text_view']}" for s in methods.values()}
+    lines += ["Features: " + "; ".join(sorted(views)), ""]
     lines += [
         f"Exact pair: the item's own partner among the {payload['n_test']} test items "
         "(Recall@K, median rank; mean ± std over seeds)",

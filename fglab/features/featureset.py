@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+
+from fglab.features.text import TfidfTextFeatures
 
 
 @dataclass
@@ -19,6 +22,8 @@ class FeatureSet:
     tokens: list[list[str]] | None = None  # each text's words, for views built from words
     language: str = "en"  # "en" or "zh"
     documents: list[str] | None = None  # the raw texts, for teachers that read sentences
+    # The fitted tf-idf that made ``texts`` (text:tfidf), to turn new raw texts into features.
+    text_featurizer: TfidfTextFeatures | None = None
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -42,7 +47,12 @@ class FeatureSet:
             tokens,
             self.language,
             documents,
+            self.text_featurizer,
         )
+
+    def with_labels(self, labels: np.ndarray) -> FeatureSet:
+        """The same pairs under other labels (e.g. each pair its own class)."""
+        return dataclasses.replace(self, labels=np.asarray(labels))
 
     def dense_texts(self) -> np.ndarray:
         return self.texts.toarray() if sparse.issparse(self.texts) else np.asarray(self.texts)

@@ -32,7 +32,7 @@ def build_features(
 ) -> tuple[FeatureSet, FeatureSet]:
     """Train and test feature sets; anything learned (vocabulary, idf) sees train only."""
     train_images, test_images = (_image_matrix(dataset, s, image_view) for s in ("train", "test"))
-    vocabulary = train_tokens = test_tokens = None
+    vocabulary = train_tokens = test_tokens = tfidf = None
     if text_view == "text:tfidf":
         tokenizer = make_tokenizer(dataset.language, dataset.stopwords)
         train_tokens = [tokenizer(t) for t in dataset.train.texts]
@@ -62,6 +62,7 @@ def build_features(
             train_tokens,
             dataset.language,
             list(dataset.train.texts),
+            tfidf,
         ),
         FeatureSet(
             test_images,
@@ -71,6 +72,7 @@ def build_features(
             test_tokens,
             dataset.language,
             list(dataset.test.texts),
+            tfidf,
         ),
     )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fglab.index.manifest import Manifest, load_manifest
+from fglab.data.manifest import Manifest, load_manifest
 from fglab.index.store import ITEM_ID, EmbeddingIndex, IndexSettings, Item
 
 logger = logging.getLogger(__name__)

@@ -66,6 +66,7 @@ class DSCMRConfig:
 class DSCMRMethod(RetrievalMethod):
     text_input = "bag_of_words"  # tf-idf, the same text features as fglab
     selects_on_validation = True
+    needs_categories = True
 
     def __init__(self, config: DSCMRConfig | None = None) -> None:
         self.config = config or DSCMRConfig()

@@ -15,9 +15,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from fglab.config import FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
-from fglab.data.splits import validation_split
+from fglab.data.splits import is_pair_level, validation_split
 from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
+from fglab.hardware import fast_bfloat16
 from fglab.labels import pair_weights, scale_similarities
 from fglab.losses import weighted_pairwise_similarity_loss
 from fglab.method import ReportContext, RetrievalMethod
@@ -81,6 +82,8 @@ class FGLabMethod(RetrievalMethod):
         if validation is None:
             train, validation = self._split(train)
         start = time.perf_counter()
+        pair_level = is_pair_level(np.concatenate([train.labels, validation.labels]))
+        self.config = self.config.resolved(train.images.shape[1], pair_level, fast_bfloat16())
         self.vocabulary_ = list(train.vocabulary)
         self.language_ = train.language
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
@@ -102,8 +105,7 @@ class FGLabMethod(RetrievalMethod):
         weights = self._weights(self.similarity_, positive)
         first = self._fit_model(texts, images, labels, weights, validation, store)
         epochs = self.stages_["model"].best_epoch + 1
-        kernel = self.config.model.image_landmarks(images.shape[1], len(images)) > 0
-        members = self.config.training.ensemble_size(kernel)
+        members = self.config.training.ensemble
         tokens = train.tokens
         if refit:  # the epoch count is chosen; train again on all training pairs
             texts = torch.cat([texts, extra])
@@ -164,8 +166,10 @@ class FGLabMethod(RetrievalMethod):
         view = "text:minilm" if train.language == "en" else "text:e5"
         embedded = embed_texts(train.documents, view, progress=True)
         queries = embed_texts(validation.documents, view, progress=True)
-        self.siamese_map_ = mean_average_precision(
-            queries @ embedded.T, validation.labels, train.labels
+        self.siamese_map_ = (  # no text of another pair is relevant at pair level
+            None
+            if is_pair_level(np.concatenate([train.labels, validation.labels]))
+            else mean_average_precision(queries @ embedded.T, validation.labels, train.labels)
         )
         if with_validation:
             embedded = np.vstack([embedded, queries])

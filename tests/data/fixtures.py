@@ -50,3 +50,55 @@ def write_dataset(
 
 def xml_doc(text: str, name: str = "Title") -> str:
     return f'<document id="x" name="{name}" cat="1">\n<text>{text}</text>\n</document>\n'
+
+
+#: Words of each topic of :func:`write_manifest_collection`; texts draw from their topic.
+TOPIC_WORDS = {
+    "art": "painting museum canvas gallery portrait sculpture colour artist exhibit brush".split(),
+    "sport": "football match goal stadium player team league coach score season".split(),
+    "ocean": "ocean wave ship harbour sailor whale coast island tide storm".split(),
+}
+
+
+def write_manifest_collection(
+    folder: Path,
+    per_topic: int = 8,
+    labeled: bool = True,
+    split: bool = True,
+    fmt: str = "csv",
+) -> Path:
+    """A manifest of ``per_topic`` text-image pairs per topic in ``folder``: seeded English
+    texts (``texts/<id>.txt`` for JSONL) and 8x8 images; a ``label`` and a ``split`` (every
+    fourth pair of a topic in test) when asked. Returns the manifest's path."""
+    import csv
+    import json
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for topic, words in TOPIC_WORDS.items():
+        for n in range(per_topic):
+            pair_id = f"{topic}-{n}"
+            write_image(folder / "images" / f"{pair_id}.jpg")
+            text = " ".join(rng.choice(words, size=12)) + f" item {pair_id}"
+            row = {"id": pair_id, "image_path": f"images/{pair_id}.jpg"}
+            if fmt == "csv":
+                row["text"] = text
+            else:
+                (folder / "texts").mkdir(parents=True, exist_ok=True)
+                (folder / "texts" / f"{pair_id}.txt").write_text(text, encoding="utf-8")
+                row["text_path"] = f"texts/{pair_id}.txt"
+            if labeled:
+                row["label"] = topic
+            if split:
+                row["split"] = "test" if n % 4 == 3 else "train"
+            rows.append(row)
+    if fmt == "csv":
+        path = folder / "collection.csv"
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        path = folder / "collection.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fglab.index.build import build_index
-from fglab.index.manifest import load_manifest
+from fglab.data.manifest import load_manifest
 from fglab.index.store import EmbeddingIndex
 from tests.index.fakes import (
     FakePipeline,

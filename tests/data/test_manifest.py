@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fglab.index.manifest import load_manifest
+from fglab.data.manifest import load_manifest
 from tests.index.fakes import colour_image
 
 

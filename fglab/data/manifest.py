@@ -1,7 +1,8 @@
 """A user's own collection: a CSV or JSONL manifest, one item per row.
 
-Columns (CSV header or JSONL keys): ``id``, ``text`` or ``text_path``, ``image_path``, and an
-optional ``label`` (a category name). Paths are relative to the manifest's folder and must stay
+Columns (CSV header or JSONL keys): ``id``, ``text`` or ``text_path``, ``image_path``, an
+optional ``label`` (a category name) and an optional ``split`` (``train`` or ``test``, for
+training on the manifest). Paths are relative to the manifest's folder and must stay
 inside it; a row may have text, an image, or both. A row that cannot be used is reported as a
 :class:`ManifestProblem` (row number, id, problem) and skipped; the rest load.
 """
@@ -33,6 +34,7 @@ class ManifestItem:
     text: str | None
     image_path: Path | None  # absolute
     label: str | None
+    split: str | None = None  # "train", "test" or None (not given)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[ManifestProblem
     return rows, problems
 
 
+SPLITS = ("train", "test")
 #: Columns a JSONL row may give as a whole number besides a string (``{"id": 7}``).
 NUMBER_COLUMNS = ("id", "label")
 
@@ -154,7 +157,7 @@ def _field(row: dict, name: str) -> str:
 def _non_text_column(row: dict) -> str | None:
     """The first column whose JSONL value is not text (a list, an object, a number where
     text belongs), or None."""
-    for name in ("id", "text", "text_path", "image_path", "label"):
+    for name in ("id", "text", "text_path", "image_path", "label", "split"):
         value = row.get(name)
         if value is None or isinstance(value, str):
             continue
@@ -195,7 +198,10 @@ def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | 
             return ManifestProblem(n, item_id, f"image_path {image_path.name!r} is not an image")
     if not text and image_path is None:
         return ManifestProblem(n, item_id, "neither text, text_path nor image_path given")
-    return ManifestItem(n, item_id, text or None, image_path, _field(row, "label") or None)
+    split = _field(row, "split").lower() or None
+    if split is not None and split not in SPLITS:
+        return ManifestProblem(n, item_id, f"split {split!r} must be 'train' or 'test'")
+    return ManifestItem(n, item_id, text or None, image_path, _field(row, "label") or None, split)
 
 
 def _row_text(row: dict, root: Path) -> tuple[str, str | None]:
