@@ -27,4 +27,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check fglab tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) results build *.egg-info
+	rm -rf $(VENV) .venv-cluster results build *.egg-info

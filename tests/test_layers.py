@@ -14,7 +14,10 @@ LAYERS = [
     ("fglab.features", "fglab.method"),
     ("fglab.baselines", "fglab.models", "fglab.labels", "fglab.losses"),
     ("fglab.training", "fglab.registry"),
-    ("fglab.evaluation", "fglab.experiments", "fglab.pipeline", "fglab.index", "fglab.search"),
+    (
+        "fglab.evaluation", "fglab.experiments", "fglab.pipeline", "fglab.index", "fglab.search",
+        "fglab.cluster",
+    ),
     ("fglab.service",),
     ("fglab.cli", "fglab.__main__"),
 ]

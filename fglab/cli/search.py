@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fglab.cluster import cli as cluster
 from fglab.index.store import KINDS, EmbeddingIndex, IndexSettings
 from fglab.service.limits import ServiceLimits
 
@@ -37,11 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "product codes scanned in full, best candidates re-ranked exactly; auto (default) = "
         "flat below 200k items per modality, else pq",
     )
+    cluster.index_arguments(index, shards=True)
     index.set_defaults(func=build)
 
     add = subparsers.add_parser("index-add", help="add a collection's items to an index")
     add.add_argument("index", type=Path)
     _collection_arguments(add)
+    cluster.index_arguments(add, shards=False)
     add.set_defaults(func=add_items)
 
     remove = subparsers.add_parser("index-remove", help="remove items from an index by id")
@@ -83,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"image searches at once; more get 503 (default {ServiceLimits.max_uploads})",
     )
     _threads_argument(serve)
+    cluster.serve_arguments(serve)
     serve.set_defaults(func=serve_index)
 
 
@@ -138,6 +142,8 @@ def _print_counts(index: EmbeddingIndex, path: Path) -> None:
 def build(args: argparse.Namespace) -> int:
     from fglab.search import MODEL_DIR
 
+    if args.ray is not None or args.shards is not None:
+        return cluster.build(args)
     pipeline = load_pipeline(args.run)
     index = _embed(pipeline, args, None, IndexSettings(kind=args.kind))
     index.info["run"] = str(Path(args.run).resolve())
@@ -147,8 +153,13 @@ def build(args: argparse.Namespace) -> int:
 
 
 def add_items(args: argparse.Namespace) -> int:
+    from fglab.cluster.shards import is_sharded
     from fglab.search import MODEL_DIR
 
+    if is_sharded(args.index):
+        return cluster.add(args)
+    if args.ray is not None:
+        raise ValueError(f"{args.index} is not sharded: add to it without --ray")
     index = EmbeddingIndex.load(args.index, vectors=False)  # appends: no need to read vectors
     _embed(load_pipeline(args.index / MODEL_DIR), args, index)
     index.save_changes(args.index)
@@ -200,12 +211,20 @@ def serve_index(args: argparse.Namespace) -> int:
         )
     if args.max_uploads < 1:
         raise ValueError(f"--max-uploads must be at least 1, got {args.max_uploads}")
-    retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
+    backend = None
+    if args.ray is not None:
+        retriever, backend = cluster.open_retriever(args, load_pipeline)
+    else:
+        retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
     retriever.limit_threads(args.threads)
     service = ServiceLimits(max_uploads=args.max_uploads)
     app = create_app(retriever, hosts=hosts, service=service)
     print(f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.Server(server_config(app, args.host, args.port, service, log_level="info")).run()
+    try:
+        uvicorn.Server(server_config(app, args.host, args.port, service, log_level="info")).run()
+    finally:
+        if backend is not None:
+            backend.close()
     return 0
 
 

@@ -77,7 +77,7 @@ def embed_dataset(
         image_emb, text_emb = pipeline.encode_split(split)
         source = f"{dataset.name}:{split_name}"
         for row in range(len(split)):
-            pair = _dataset_pair(dataset, split, row, source)
+            pair = dataset_pair(dataset, split, row, source)
             for modality, item, emb in zip(
                 ("image", "text"), pair, (image_emb, text_emb), strict=True
             ):
@@ -93,7 +93,7 @@ def embed_dataset(
     return out
 
 
-def _dataset_pair(dataset, split, row: int, source: str) -> tuple[Item | None, Item | None]:
+def dataset_pair(dataset, split, row: int, source: str) -> tuple[Item | None, Item | None]:
     category = dataset.categories[int(split.labels[row])]
     path = split.image_paths[row]
     relative = Path(path).resolve().relative_to(dataset.path.resolve()).as_posix() if path else None
@@ -122,7 +122,7 @@ def embed_manifest(
     source = f"manifest:{manifest.path.name}"
     texts = [m for m in manifest.items if m.text]
     images = [m for m in manifest.items if m.image_path is not None]
-    text_items = [_manifest_item(m, "text", source, manifest.root) for m in texts]
+    text_items = [manifest_item(m, "text", source, manifest.root) for m in texts]
     text_emb = _batched(
         lambda chunk: pipeline.encode_texts([m.text for m in chunk]), texts, TEXT_BATCH, progress
     )
@@ -155,7 +155,7 @@ def _embed_manifest_images(
             logger.warning("%s: %s", source, skipped[-1])
         if good:
             parts.append(pipeline.encode_image_features(np.asarray(features)[good]))
-            kept += [_manifest_item(chunk[i], "image", source, root) for i in good]
+            kept += [manifest_item(chunk[i], "image", source, root) for i in good]
         if progress:
             progress(len(chunk))
     embeddings = np.vstack(parts) if parts else np.zeros((0, 1), np.float32)
@@ -168,7 +168,7 @@ def first_words(text: str, length: int = 40) -> str:
     return words if len(words) <= length else words[:length].rstrip() + "\u2026"
 
 
-def _manifest_item(row, modality: str, source: str, root: Path) -> Item:
+def manifest_item(row, modality: str, source: str, root: Path) -> Item:
     prefix = "img-" if modality == "image" else "txt-"
     text = row.text or ""
     image = row.image_path.relative_to(root).as_posix() if row.image_path else None

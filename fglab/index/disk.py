@@ -105,6 +105,10 @@ def load(cls: type[EmbeddingIndex], path: Path, vectors: bool) -> EmbeddingIndex
     check = None if vectors else (lambda name: not _is_vectors(name))
     try:
         listing = verify_directory(path, check)
+        if listing.get("shards"):  # split over shards/ (fglab.cluster.shards)
+            from fglab.cluster.shards import load_sharded
+
+            return load_sharded(cls, path, listing, vectors)
         settings = IndexSettings(**listing["settings"])
         index = cls(_whole(listing, "dim"), settings, listing.get("info"))
         index.has_vectors = vectors
@@ -188,6 +192,7 @@ def _replay(index: EmbeddingIndex, folder: Path, segment: dict, vectors: bool) -
 
 
 def save_full(index: EmbeddingIndex, path: Path, write_extra=None) -> None:
+    _refuse_sharded(index)
     if not index.has_vectors:
         raise RuntimeError("an index loaded without its vectors can only save_changes")
     origin = index.origin if index.origin and index.origin.path == path.resolve() else None
@@ -236,6 +241,7 @@ def _saved(index: EmbeddingIndex, path: Path) -> None:
 
 
 def save_changes(index: EmbeddingIndex, path: Path) -> None:
+    _refuse_sharded(index)
     origin = index.origin
     if origin is None or origin.path != path.resolve():
         raise ValueError(f"{path}: save_changes commits to the index's own directory; use save")
@@ -250,6 +256,14 @@ def save_changes(index: EmbeddingIndex, path: Path) -> None:
                 _saved(index, path)
         else:
             _append_segment(index, path)
+
+
+def _refuse_sharded(index: EmbeddingIndex) -> None:
+    if index.origin is not None and index.origin.listing.get("shards"):
+        raise ValueError(
+            f"{index.origin.path} is a sharded index: add items with `fglab index-add`; items "
+            "cannot be removed from it (build it again without them)"
+        )
 
 
 def _too_many(listing: dict, changes: Changes) -> bool:

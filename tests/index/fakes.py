@@ -128,8 +128,8 @@ def write_collection(folder: Path, per_category: int = 4) -> Path:
 
 def build_fake_index(folder: Path, kind: str = "flat", pipeline=None) -> Path:
     """Build and save an index of :func:`write_collection` with the fake pipeline."""
-    from fglab.index.build import build_index
     from fglab.data.manifest import load_manifest
+    from fglab.index.build import build_index
     from fglab.index.store import IndexSettings
     from fglab.search import MODEL_DIR
 

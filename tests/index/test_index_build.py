@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fglab.index.build import build_index
 from fglab.data.manifest import load_manifest
+from fglab.index.build import build_index
 from fglab.index.store import EmbeddingIndex
 from tests.index.fakes import (
     FakePipeline,

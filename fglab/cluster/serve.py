@@ -1,0 +1,197 @@
+"""Serving a sharded index on Ray Serve: one deployment per shard, its replicas on different
+nodes; this process routes each query to every shard and merges their top k.
+
+Each replica reads its shard's faiss files from the index directory (at the same path on every
+node: a shared file system), after checking them against the listing's SHA-256. Serve checks
+replicas' health and restarts the ones that die; the router retries a shard on another replica
+when one dies under a query. The HTTP side stays :func:`fglab.service.app.create_app` over a
+:class:`fglab.search.Retriever` whose index searches through :class:`RemoteShard` parts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from fglab.index.atomic import LISTING
+from fglab.integrity import check_files
+
+logger = logging.getLogger(__name__)
+
+#: How often and for how long a query tries a shard whose replica died under it.
+ATTEMPTS = 8
+RETRY_PAUSE_S = 0.25
+TIMEOUT_S = 30.0
+
+
+class ShardReplica:
+    """One replica of one shard: its faiss index per modality, searched on request."""
+
+    def __init__(self, index_dir: str, number: int):
+        import ray
+
+        from fglab.cluster.shards import read_faiss
+        from fglab.index.vectors import set_search_threads
+
+        root = Path(index_dir)
+        listing = json.loads((root / LISTING).read_text(encoding="utf-8"))
+        shard = listing["shards"][number]
+        prefix = f"{shard['dir']}/"
+        files = {n: e for n, e in listing["files"].items() if n.startswith(prefix)}
+        check_files(root, files, LISTING, "build the index again")
+        self.indexes = {
+            m: read_faiss(root / shard["dir"] / f"{m}.faiss", listing["dim"])
+            for m in listing["modalities"]
+        }
+        set_search_threads(1)  # replicas answer queries side by side
+        self.number = number
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def search(self, queries: np.ndarray, modality: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        index = self.indexes[modality]
+        if index.ntotal == 0:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        return index.search(np.ascontiguousarray(queries, np.float32), min(k, index.ntotal))
+
+    def node(self) -> str:
+        return self.node_id
+
+    def check_health(self) -> None:
+        if not self.indexes:
+            raise RuntimeError(f"shard {self.number} holds no index")
+
+
+class RemoteShard:
+    """A shard's deployment, seen as one searchable part of one modality."""
+
+    def __init__(self, handle, modality: str, number: int):
+        self.handle = handle
+        self.modality = modality
+        self.number = number
+
+    def submit(self, queries: np.ndarray, k: int) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        response = self.handle.search.remote(queries, self.modality, k)
+        return lambda: self._wait(response, queries, k)
+
+    def _wait(self, response, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from ray.exceptions import RayError, RayTaskError
+
+        from fglab.search import UnavailableError
+
+        problem = None
+        for attempt in range(ATTEMPTS):
+            try:
+                return response.result(timeout_s=TIMEOUT_S)
+            except RayTaskError:
+                raise  # the search itself failed: no other replica would do better
+            except (RayError, TimeoutError) as error:  # the replica died or did not answer
+                problem = error
+                logger.warning("shard %d: replica lost (%s); trying again", self.number,
+                               type(error).__name__)
+                time.sleep(RETRY_PAUSE_S * (attempt + 1))
+                response = self.handle.search.remote(queries, self.modality, k)
+        raise UnavailableError(
+            f"shard {self.number} did not answer after {ATTEMPTS} tries "
+            f"({type(problem).__name__}); the cluster has lost every replica of it"
+        )
+
+
+def app_prefix(index_dir: Path) -> str:
+    """Serve application names of an index: one per shard, the same for the same folder."""
+    digest = hashlib.sha256(str(Path(index_dir).resolve()).encode()).hexdigest()[:10]
+    return f"fglab-{digest}"
+
+
+def deploy_shards(
+    index_dir: Path, listing: dict, replicas: int, cpus_per_replica: float = 1.0
+) -> tuple[dict[str, list[RemoteShard]], list[str]]:
+    """Run one Serve application per shard, ``replicas`` replicas each, at most one per node.
+    Returns the shard parts per modality and the applications' names."""
+    from ray import serve
+
+    if replicas < 1:
+        raise ValueError(f"--replicas must be at least 1, got {replicas}")
+    serve.start(proxy_location="Disabled")  # HTTP is fglab's own server, not Serve's proxy
+    deployment = serve.deployment(
+        ShardReplica,
+        name="shard",
+        num_replicas=replicas,
+        max_replicas_per_node=1,
+        ray_actor_options={"num_cpus": cpus_per_replica},
+        health_check_period_s=2,
+        health_check_timeout_s=10,
+    )
+    parts: dict[str, list[RemoteShard]] = {m: [] for m in listing["modalities"]}
+    names = []
+    prefix = app_prefix(index_dir)
+    for number in range(len(listing["shards"])):
+        name = f"{prefix}-{number:03d}"
+        handle = serve.run(
+            deployment.bind(str(Path(index_dir).resolve()), number), name=name, route_prefix=None
+        )
+        names.append(name)
+        for modality, found in parts.items():
+            found.append(RemoteShard(handle, modality, number))
+    return parts, names
+
+
+def undeploy(names: list[str]) -> None:
+    """Delete the Serve applications ``deploy_shards`` started."""
+    if not names:
+        return
+    from ray import serve
+
+    for name in names:
+        serve.delete(name, _blocking=True)
+
+
+def replica_nodes(names: list[str]) -> dict[str, list[str]]:
+    """The node of each running replica, per application (from Serve's controller)."""
+    from ray.serve.context import _get_global_client
+
+    details = _get_global_client().get_serve_details()
+    nodes = {}
+    for name in names:
+        app = details["applications"].get(name, {})
+        nodes[name] = [
+            replica["node_id"]
+            for deployment in app.get("deployments", {}).values()
+            for replica in deployment.get("replicas", [])
+            if replica.get("state") == "RUNNING"
+        ]
+    return nodes
+
+
+def open_cluster_retriever(index_dir: Path, backend, replicas: int, load_pipeline=None, **kwargs):
+    """A :class:`Retriever` whose vector search goes to the shards served by ``backend``;
+    the items and the query encoders stay in this process."""
+    from fglab.cluster.shards import ShardedVectors
+    from fglab.index.store import EmbeddingIndex
+    from fglab.index.vectors import ModalityIndex
+    from fglab.search import MODEL_DIR, Retriever
+
+    index = EmbeddingIndex.load(Path(index_dir), vectors=False)  # checks every listed file
+    listing = index.origin.listing
+    if not listing.get("shards"):
+        raise ValueError(
+            f"{index_dir} is not sharded: serve it without --ray, or build it with "
+            "`fglab index ... --shards N`"
+        )
+    parts = backend.serve_shards(Path(index_dir), listing, replicas)
+    for modality, found in parts.items():
+        index.modalities[modality] = ModalityIndex(
+            ShardedVectors(found, index.count(modality)), index.kinds[modality]
+        )
+    index.has_vectors = True
+    if load_pipeline is None:
+        from fglab.pipeline import RetrievalPipeline
+
+        load_pipeline = RetrievalPipeline.load
+    return Retriever(load_pipeline(Path(index_dir) / MODEL_DIR), index, **kwargs)
