@@ -91,6 +91,35 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         {"labels": {"teacher": "sentence", "strength": 3.0}},
         "sentence teacher, weights 1 + 3 x hardness",
     ),
+    "contrastive-uniform": (
+        {"training": {"loss": "contrastive"}, **UNIFORM},
+        "all labels equal, InfoNCE at temperature 0.1",
+    ),
+    "contrastive-sentence": (
+        {"training": {"loss": "contrastive"}, "labels": {"teacher": "sentence"}},
+        "sentence teacher, InfoNCE at temperature 0.1",
+    ),
+    "contrastive-uniform-t05": (
+        {"training": {"loss": "contrastive", "temperature": 0.05}, **UNIFORM},
+        "all labels equal, InfoNCE at temperature 0.05",
+    ),
+    "contrastive-sentence-t05": (
+        {"training": {"loss": "contrastive", "temperature": 0.05},
+         "labels": {"teacher": "sentence"}},
+        "sentence teacher, InfoNCE at temperature 0.05",
+    ),
+    "batch512": (
+        {"training": {"batch_size": 512}, **UNIFORM},
+        "all labels equal, batches of 512 pairs (default 128)",
+    ),
+    "batch64": (
+        {"training": {"batch_size": 64}, **UNIFORM},
+        "all labels equal, batches of 64 pairs (default 128)",
+    ),
+    "contrastive-batch512": (
+        {"training": {"loss": "contrastive", "batch_size": 512}, **UNIFORM},
+        "all labels equal, InfoNCE over batches of 512 pairs",
+    ),
     "sentence-binned": (
         {"labels": {"teacher": "sentence", "mode": "binned"}},
         "sentence teacher, 9 levels 0.1 ... 0.9",

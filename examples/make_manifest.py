@@ -40,7 +40,7 @@ def write_collection(dataset_name: str, out: Path, data_root: Path | None = None
     labeled = csv.writer(table, lineterminator="\n")
     labeled.writerow(["id", "text", "image_path", "label", "split"])
     unlabeled: list[str] = []
-    pairs = [(split, row) for split in ("train", "test") for row in range(len(dataset.split(split)))]
+    pairs = [(name, row) for name in ("train", "test") for row in range(len(dataset.split(name)))]
     for split_name, row in tqdm(pairs, desc="copying pairs", unit="pair"):
         split = dataset.split(split_name)
         pair_id = f"{split_name}-{split.text_ids[row]}"

@@ -18,6 +18,7 @@ LABEL_MODES = ("uniform", "continuous", "binned")
 TEACHERS = ("auto", "siamese", "sentence")
 SCORE_DROPOUTS = ("gaussian", "bernoulli")
 PRECISIONS = ("auto", "float32", "bfloat16")
+LOSSES = ("pairwise", "contrastive")
 #: Networks in the "auto" ensemble of the MLP image branch.
 AUTO_ENSEMBLE = 3
 
@@ -95,6 +96,11 @@ class TrainingConfig:
     lr: float = 3e-4
     lr_decay: float = 0.95
     weight_decay: float = 1e-3
+    # "pairwise": the paper's pairwise similarity loss (variances and the gap of the mean
+    # positive and negative scores); "contrastive": symmetric InfoNCE over each batch's
+    # score matrix at ``temperature`` (a ranking loss); both weighted by the labels.
+    loss: str = "pairwise"
+    temperature: float = 0.1
     margin: float = 0.8
     lam: float = 0.35
     patience: int = 4  # stop after this many epochs without a better validation MAP
@@ -118,6 +124,10 @@ class TrainingConfig:
             raise ValueError(f"ensemble must be >= 1 network (0: auto), got {self.ensemble}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
     def ensemble_size(self, kernel_image_branch: bool) -> int:
         if self.ensemble > 0:

@@ -97,9 +97,9 @@ def run_method(
         method = fit_method(get_method(method_name).build(seed=seed), train, seed, pairs)
         result.runs.append(evaluate_method(method, test))
         if out_dir is not None and seed == seeds[0]:
-            context = ReportContext(
+            context = ReportContext(  # at pair level a label is a pair, not a category
                 dataset.train.text_ids, dataset.train.image_ids, dataset.train.texts,
-                dataset.categories,
+                [] if pairs else dataset.categories,
             )
             method.write_report(out_dir / "reports" / method_name, context)
         if on_run is not None:

@@ -42,6 +42,31 @@ def weighted_pairwise_similarity_loss(
     return var_pos + var_neg + lam * torch.clamp(margin - (mean_pos - mean_neg), min=0.0)
 
 
+def weighted_contrastive_loss(
+    scores: torch.Tensor,
+    positive: torch.Tensor,
+    weights: torch.Tensor | None = None,
+    temperature: float = 0.1,
+) -> torch.Tensor:
+    """Symmetric InfoNCE over an (n, n) score matrix of images (rows) and texts (columns)
+    (van den Oord et al. 2018; with several positives per row, Khosla et al. 2020): each
+    row and each column is a softmax over its pairs, scaled by ``1 / temperature``, and the
+    loss is the mean negative log-probability of its positives. ``weights`` enter the
+    softmax as copies (a pair of weight 2 counts twice in the denominator), so a negative
+    graded hard by the fine-grained labels pushes harder; all 1 (None) is plain InfoNCE."""
+    positive = positive.bool()
+    logits = scores / temperature
+    if weights is not None:
+        logits = logits + torch.log(weights.clamp_min(1e-12))
+
+    def one_direction(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        per_row = (log_prob * positive).sum(dim=1) / positive.sum(dim=1).clamp_min(1)
+        return -per_row[positive.any(dim=1)].mean()
+
+    return (one_direction(logits, positive) + one_direction(logits.T, positive.T)) / 2
+
+
 def pairwise_similarity_loss(
     positive_scores: torch.Tensor,
     negative_scores: torch.Tensor,

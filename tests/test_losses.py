@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from fglab.losses import pairwise_similarity_loss, weighted_pairwise_similarity_loss
+from fglab.losses import (
+    pairwise_similarity_loss,
+    weighted_contrastive_loss,
+    weighted_pairwise_similarity_loss,
+)
 
 
 def test_plain_loss_matches_hand_computed_value():
@@ -47,3 +53,51 @@ def test_integer_weight_counts_a_pair_as_copies_of_itself():
 def test_loss_needs_both_positives_and_negatives():
     with pytest.raises(ValueError, match="positives and negatives"):
         weighted_pairwise_similarity_loss(torch.ones(3), torch.ones(3, dtype=torch.bool))
+
+
+def _contrastive_reference(scores, positive, weights, temperature):
+    """The weighted InfoNCE written out pair by pair, both directions."""
+    n = len(scores)
+    total = []
+    for matrix, pos, w in ((scores, positive, weights), (scores.T, positive.T, weights.T)):
+        rows = []
+        for i in range(n):
+            if not pos[i].any():
+                continue
+            denominator = sum(float(w[i, j]) * math.exp(float(matrix[i, j]) / temperature)
+                              for j in range(n))
+            terms = [
+                math.log(float(w[i, j]) * math.exp(float(matrix[i, j]) / temperature)
+                         / denominator)
+                for j in range(n) if pos[i, j]
+            ]
+            rows.append(-sum(terms) / len(terms))
+        total.append(sum(rows) / len(rows))
+    return sum(total) / 2
+
+
+@pytest.mark.parametrize("same_category", [False, True])
+def test_contrastive_loss_matches_a_pair_by_pair_reference(same_category):
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(5, 5, generator=gen)
+    positive = torch.eye(5, dtype=torch.bool)
+    if same_category:  # pairs 0 and 1 share a category: two positives in their rows
+        positive[0, 1] = positive[1, 0] = True
+    weights = 1 + torch.rand(5, 5, generator=gen)
+    loss = weighted_contrastive_loss(scores, positive, weights, temperature=0.5)
+    expected = _contrastive_reference(scores, positive, weights, 0.5)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    plain = weighted_contrastive_loss(scores, positive, None, temperature=0.5)
+    ones = _contrastive_reference(scores, positive, torch.ones(5, 5), 0.5)
+    assert float(plain) == pytest.approx(ones, rel=1e-5)
+
+
+def test_a_heavier_negative_raises_the_contrastive_loss():
+    scores = torch.tensor([[1.0, 0.8, 0.0], [0.2, 1.0, 0.1], [0.0, 0.3, 1.0]])
+    positive = torch.eye(3, dtype=torch.bool)
+    weights = torch.ones(3, 3)
+    heavier = weights.clone()
+    heavier[0, 1] = 3.0  # the near duplicate of pair 0 graded hard
+    assert float(weighted_contrastive_loss(scores, positive, heavier)) > float(
+        weighted_contrastive_loss(scores, positive, weights)
+    )

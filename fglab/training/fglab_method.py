@@ -20,7 +20,7 @@ from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
 from fglab.hardware import fast_bfloat16
 from fglab.labels import pair_weights, scale_similarities
-from fglab.losses import weighted_pairwise_similarity_loss
+from fglab.losses import weighted_contrastive_loss, weighted_pairwise_similarity_loss
 from fglab.method import ReportContext, RetrievalMethod
 from fglab.metrics import mean_average_precision
 from fglab.models.siamese import CrossModalNetwork, SiameseTextNetwork
@@ -301,9 +301,12 @@ class FGLabMethod(RetrievalMethod):
             t, v, scores = network.from_image_inputs(texts[rows], image_inputs[rows])
             scores = scores.float()
             w = weights[rows][:, rows] if weights is not None else None
-            loss = weighted_pairwise_similarity_loss(
-                scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
-            )
+            if cfg.training.loss == "contrastive":
+                loss = weighted_contrastive_loss(scores, pos, w, cfg.training.temperature)
+            else:
+                loss = weighted_pairwise_similarity_loss(
+                    scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
+                )
             if network.classifier is not None:
                 y = targets[rows]
                 semantic = F.cross_entropy(network.class_logits(t), y) + F.cross_entropy(

@@ -40,18 +40,26 @@ def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportCon
         siamese_text2text_map_validation=method.siamese_map_,
         siamese_networks=len(teachers),
         siamese_best_epochs=[stage.best_epoch for stage in teachers],
-        positive_pairs=int((positive & off).sum()),
+        positive_pairs=int((positive & off).sum()),  # 0 at pair level: a pair's only match
         negative_pairs=int((~positive).sum()),
-        mean_label_positive=float(labels[positive & off].mean()),
-        mean_label_negative=float(labels[~positive].mean()),
-        mean_hardness_positive=float(hardness(labels, positive)[positive & off].mean()),
-        mean_hardness_negative=float(hardness(labels, positive)[~positive].mean()),
+        mean_label_positive=_mean(labels[positive & off]),
+        mean_label_negative=_mean(labels[~positive]),
+        mean_hardness_positive=_mean(hardness(labels, positive)[positive & off]),
+        mean_hardness_negative=_mean(hardness(labels, positive)[~positive]),
+        # how the labels spread over the negatives: near duplicates get the most weight
+        negative_label_quantiles={
+            str(q): float(np.quantile(labels[~positive], q)) for q in (0.5, 0.9, 0.99)
+        },
     )
     atomic_write_text(out_dir / "hardness.json", json.dumps(summary, indent=2))
     _plot_histograms(labels[positive & off], labels[~positive], out_dir / "label_histograms.png")
     rows = _context_rows(data["tokens"], method.vocabulary_, method.language_, context)
     text = _hardest_pairs_text(h, positive & off, ~positive, data["labels"], rows, context)
     atomic_write_text(out_dir / "hardest_pairs.txt", text)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if values.size else None
 
 
 def _plot_histograms(pos: np.ndarray, neg: np.ndarray, path: Path) -> None:

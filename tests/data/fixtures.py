@@ -54,9 +54,9 @@ def xml_doc(text: str, name: str = "Title") -> str:
 
 #: Words of each topic of :func:`write_manifest_collection`; texts draw from their topic.
 TOPIC_WORDS = {
-    "art": "painting museum canvas gallery portrait sculpture colour artist exhibit brush".split(),
-    "sport": "football match goal stadium player team league coach score season".split(),
-    "ocean": "ocean wave ship harbour sailor whale coast island tide storm".split(),
+    "art": "painting museum canvas gallery portrait sculpture colour artist exhibit brush",
+    "sport": "football match goal stadium player team league coach score season",
+    "ocean": "ocean wave ship harbour sailor whale coast island tide storm",
 }
 
 
@@ -75,7 +75,7 @@ def write_manifest_collection(
 
     rng = np.random.default_rng(0)
     rows = []
-    for topic, words in TOPIC_WORDS.items():
+    for topic, words in ((t, w.split()) for t, w in TOPIC_WORDS.items()):
         for n in range(per_topic):
             pair_id = f"{topic}-{n}"
             write_image(folder / "images" / f"{pair_id}.jpg")
