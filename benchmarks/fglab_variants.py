@@ -116,6 +116,26 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         {"training": {"batch_size": 64}, **UNIFORM},
         "all labels equal, batches of 64 pairs (default 128)",
     ),
+    "sentence-batch64": (
+        {"training": {"batch_size": 64}, "labels": {"teacher": "sentence"}},
+        "sentence teacher, batches of 64 pairs (default 128)",
+    ),
+    "sentence-lr6e-4": (
+        {"training": {"lr": 6e-4}, "labels": {"teacher": "sentence"}},
+        "sentence teacher, learning rate 6e-4 (default 3e-4)",
+    ),
+    "sentence-lr1e-3": (
+        {"training": {"lr": 1e-3}, "labels": {"teacher": "sentence"}},
+        "sentence teacher, learning rate 1e-3 (default 3e-4)",
+    ),
+    "uniform-lr6e-4": (
+        {"training": {"lr": 6e-4}, **UNIFORM},
+        "all labels equal, learning rate 6e-4 (default 3e-4)",
+    ),
+    "sentence-dropout0.2": (
+        {"model": {"dropout": 0.2}, "labels": {"teacher": "sentence"}},
+        "sentence teacher, score dropout 0.2 (default 0.4)",
+    ),
     "contrastive-batch512": (
         {"training": {"loss": "contrastive", "batch_size": 512}, **UNIFORM},
         "all labels equal, InfoNCE over batches of 512 pairs",
@@ -135,8 +155,10 @@ def _merge(base: dict, overrides: dict) -> dict:
 
 
 def run_variant(name: str, train, seeds: list[int]) -> dict:
-    # one network unless the variant is about ensembles: the variants compare design choices
-    overrides = _merge({"training": {"refit": False, "ensemble": 1}}, VARIANTS[name][0])
+    # one network unless the variant is about ensembles, learning rate 3e-4 unless it is about
+    # that: the variants compare design choices against one fixed base
+    base = {"training": {"refit": False, "ensemble": 1, "lr": 3e-4}}
+    overrides = _merge(base, VARIANTS[name][0])
     runs = []
     for seed in seeds:
         config = FGLabConfig.from_dict(overrides)

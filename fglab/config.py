@@ -19,6 +19,9 @@ TEACHERS = ("auto", "siamese", "sentence")
 SCORE_DROPOUTS = ("gaussian", "bernoulli")
 PRECISIONS = ("auto", "float32", "bfloat16")
 LOSSES = ("pairwise", "contrastive")
+#: Learning rates of ``training.lr`` null: by category (eng-wiki validation) and at pair
+#: level (chinese-news validation, benchmarks/fglab_variants.py --pairs).
+CATEGORY_LR, PAIR_LR = 3e-4, 6e-4
 #: Networks in the "auto" ensemble of the MLP image branch.
 AUTO_ENSEMBLE = 3
 
@@ -93,7 +96,9 @@ class TrainingConfig:
     epochs: int = 30
     siamese_epochs: int = 8
     batch_size: int = 128
-    lr: float = 3e-4
+    # Adam's learning rate; null: CATEGORY_LR with categories, PAIR_LR at pair level (each
+    # chosen on validation; a run saves the one it used).
+    lr: float | None = None
     lr_decay: float = 0.95
     weight_decay: float = 1e-3
     # "pairwise": the paper's pairwise similarity loss (variances and the gap of the mean
@@ -126,8 +131,14 @@ class TrainingConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"lr must be > 0 (or null: by level), got {self.lr}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+    @property
+    def learning_rate(self) -> float:
+        return CATEGORY_LR if self.lr is None else self.lr
 
     def ensemble_size(self, kernel_image_branch: bool) -> int:
         if self.ensemble > 0:
@@ -189,6 +200,7 @@ class FGLabConfig:
         )
         training = replace(
             self.training,
+            lr=self.training.lr or (PAIR_LR if pair_level else CATEGORY_LR),
             ensemble=self.training.ensemble_size(kernel),
             precision=_auto(self.training.precision, "bfloat16" if bfloat16 else "float32"),
         )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from fglab.baselines.configs import parse_config
 from fglab.method import RetrievalMethod
 
 
@@ -18,32 +20,47 @@ class MethodSpec:
     in_default_table: bool = True  # False: run only when named (slow to fit 5 seeds)
 
 
-def _baseline(factory: Callable[[int], RetrievalMethod]) -> Callable[..., RetrievalMethod]:
+def _baseline(
+    factory: Callable[[int, Any], RetrievalMethod], options: type, name: str
+) -> Callable[..., RetrievalMethod]:
+    """``build(seed, config)`` of a baseline: ``config`` is parsed as its typed ``options``."""
+
     def build(seed: int = 0, config: dict | None = None) -> RetrievalMethod:
-        method = factory(seed)
-        if config:
-            raise ValueError(
-                f"{type(method).__name__} takes no config options (got {sorted(config)}); "
-                "--config sets the fglab methods' options"
-            )
-        return method
+        return factory(seed, parse_config(options, config, name))
 
     return build
 
 
 def _registry() -> dict[str, MethodSpec]:
     from fglab import baselines as b
+    from fglab.baselines.configs import CorrelationConfig, NoOptions, SemanticConfig
 
+    def cca(seed: int, o: CorrelationConfig) -> RetrievalMethod:
+        return b.CCARetrieval(o.n_components, o.max_iter)
+
+    def pls(seed: int, o: CorrelationConfig) -> RetrievalMethod:
+        return b.PLSRetrieval(o.n_components, o.max_iter)
+
+    def sm(seed: int, o: SemanticConfig) -> RetrievalMethod:
+        return b.SemanticMatching(o.c)
+
+    def scm(seed: int, o: SemanticConfig) -> RetrievalMethod:
+        return b.SemanticCorrelationMatching(o.c)
+
+    def sm_svm(seed: int, o: SemanticConfig) -> RetrievalMethod:
+        return b.SemanticMatching(o.c, image_classifier="svm")
+
+    baselines = [
+        ("random", lambda s, _: b.RandomRetrieval(seed=s), NoOptions, "random ranking"),
+        ("cca", cca, CorrelationConfig, "canonical correlation analysis"),
+        ("pls", pls, CorrelationConfig, "partial least squares"),
+        ("sm", sm, SemanticConfig, "semantic matching"),
+        ("scm", scm, SemanticConfig, "CCA + semantic matching"),
+        ("sm-svm", sm_svm, SemanticConfig, "semantic matching, RBF SVM on images"),
+    ]
     specs = [
-        MethodSpec("random", _baseline(lambda s: b.RandomRetrieval(seed=s)), "random ranking"),
-        MethodSpec("cca", _baseline(lambda s: b.CCARetrieval()), "canonical correlation analysis"),
-        MethodSpec("pls", _baseline(lambda s: b.PLSRetrieval()), "partial least squares"),
-        MethodSpec("sm", _baseline(lambda s: b.SemanticMatching()), "semantic matching"),
-        MethodSpec(
-            "scm", _baseline(lambda s: b.SemanticCorrelationMatching()), "CCA + semantic matching"
-        ),
-        MethodSpec("sm-svm", _baseline(lambda s: b.SemanticMatching(image_classifier="svm")),
-                   "semantic matching, RBF SVM on images"),
+        MethodSpec(name, _baseline(factory, options, name), about)
+        for name, factory, options, about in baselines
     ]
     specs.extend(_model_specs())
     return {spec.name: spec for spec in specs}

@@ -112,11 +112,11 @@ def test_evaluate_names_a_missing_run(tmp_path, capsys):
     assert "pipeline.json is missing" in capsys.readouterr().err
 
 
-def test_a_config_for_a_method_without_options_is_refused_before_any_work(tmp_path, capsys):
+def test_a_config_option_a_method_does_not_have_is_refused_before_any_work(tmp_path, capsys):
     config = tmp_path / "sm.json"
     config.write_text('{"C": 10}')
     out = tmp_path / "run"
     args = ["train", "eng-wiki", "--method", "sm", "--config", str(config), "--out", str(out)]
     assert main(args) == 2
-    assert "takes no config options" in capsys.readouterr().err
+    assert "sm has no config option 'C' (its options: c)" in capsys.readouterr().err
     assert not out.exists()

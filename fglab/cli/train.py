@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run folder (resumed if present)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--config", type=Path, default=None, help="JSON file with fglab options (see config.json)"
+        "--config", type=Path, default=None,
+        help="JSON file with the method's options (fglab: as a run's method/config.json; "
+        "cca, pls: n_components; sm, scm, sm-svm: c); an option it does not have is an error",
     )
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP)
     parser.set_defaults(func=run_train)

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import sparse
-from sklearn.model_selection import StratifiedKFold
 
 from fglab.config import FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
@@ -19,13 +18,14 @@ from fglab.data.splits import is_pair_level, validation_split
 from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
 from fglab.hardware import fast_bfloat16
-from fglab.labels import pair_weights, scale_similarities
+from fglab.labels import pair_weights
 from fglab.losses import weighted_contrastive_loss, weighted_pairwise_similarity_loss
 from fglab.method import ReportContext, RetrievalMethod
 from fglab.metrics import mean_average_precision
-from fglab.models.siamese import CrossModalNetwork, SiameseTextNetwork
+from fglab.models.siamese import CrossModalNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
+from fglab.training.teachers import SiameseTeacher, sentence_similarities
 from fglab.training.tensors import batched, dense_tensor
 
 logger = logging.getLogger(__name__)
@@ -97,10 +97,17 @@ class FGLabMethod(RetrievalMethod):
         extra = dense_tensor(validation.texts) if refit else texts[:0]
         self.stages_: dict[str, StageResult] = {}
         self.similarity_ = None
+        self.siamese_map_ = None  # the teacher's validation text->text MAP
         if self.config.labels.mode != "uniform" and self.config.labels.teacher == "sentence":
-            self.similarity_ = self._sentence_similarities(train, validation, refit)
+            self.similarity_, self.siamese_map_ = sentence_similarities(train, validation, refit)
         elif self.config.labels.mode != "uniform":
-            self.similarity_ = self._fit_siamese(texts, labels, validation, store, extra)
+            teacher = SiameseTeacher(
+                self.config, self._n_words(), self.laplacian_, self.stages_, store,
+                self.on_epoch_end,
+            )
+            self.similarity_, self.siamese_map_ = teacher.similarities(
+                texts, labels, validation, extra
+            )
         positive = labels[:, None] == labels[None, :]
         weights = self._weights(self.similarity_, positive)
         first = self._fit_model(texts, images, labels, weights, validation, store)
@@ -152,120 +159,6 @@ class FGLabMethod(RetrievalMethod):
 
     def _n_words(self) -> int:
         return len(self.vocabulary_)
-
-    def _sentence_similarities(
-        self, train: FeatureSet, validation: FeatureSet, with_validation: bool
-    ) -> np.ndarray:
-        """Scaled cosines of pretrained sentence embeddings of the raw training texts (then
-        the validation texts, ``with_validation``); the teacher's text->text MAP (validation
-        texts against training texts) is kept."""
-        from fglab.features.sentence import embed_texts
-
-        if train.documents is None or validation.documents is None:
-            raise ValueError("the sentence teacher needs the raw texts (FeatureSet.documents)")
-        view = "text:minilm" if train.language == "en" else "text:e5"
-        embedded = embed_texts(train.documents, view, progress=True)
-        queries = embed_texts(validation.documents, view, progress=True)
-        self.siamese_map_ = (  # no text of another pair is relevant at pair level
-            None
-            if is_pair_level(np.concatenate([train.labels, validation.labels]))
-            else mean_average_precision(queries @ embedded.T, validation.labels, train.labels)
-        )
-        if with_validation:
-            embedded = np.vstack([embedded, queries])
-        return scale_similarities(embedded @ embedded.T)
-
-    def _fit_siamese(
-        self, texts, labels, validation: FeatureSet, store, extra: torch.Tensor
-    ) -> np.ndarray:
-        """Train the siamese text network(s) on ``texts``; return scaled text-text
-        similarities h over ``texts`` followed by the ``extra`` texts, which no network sees.
-
-        With ``teacher_folds`` = 1 one network is trained on all training texts and grades
-        them (as in the paper). With K > 1 the texts are split into K folds and network k is
-        trained without fold k; a pair (i, j) is graded by the networks that did not see i
-        and did not see j (the mean of their scaled similarities), so the grade of a text
-        reflects how a network that never saw it places it.
-        """
-        folds = self.config.labels.teacher_folds
-        all_texts = torch.cat([texts, extra])
-        if folds <= 1:
-            net = self._train_siamese(
-                texts, labels, np.arange(len(labels)), validation, store, "siamese"
-            )
-            self.siamese_map_ = self.stages_["siamese"].best_score
-            return scale_similarities(self._siamese_scores(net, all_texts))
-        fold_of = np.full(len(all_texts), -1)  # -1: the extra texts, which no network sees
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
-        for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-            fold_of[held_out] = k
-        total = np.zeros((len(all_texts), len(all_texts)))
-        count = np.zeros((len(all_texts), 1))
-        scores = []
-        for k in range(folds):
-            stage = f"siamese-{k + 1}of{folds}"
-            net = self._train_siamese(
-                texts,
-                labels,
-                np.flatnonzero(fold_of[: len(labels)] != k),
-                validation,
-                store,
-                stage,
-            )
-            scores.append(self.stages_[stage].best_score)
-            unseen = (fold_of == k) | (fold_of == -1)
-            total[unseen] += scale_similarities(self._siamese_scores(net, all_texts))[unseen]
-            count[unseen] += 1
-        by_first = total / count  # (i, j) graded by the networks that did not see i
-        h = (by_first + by_first.T) / 2  # ... and by those that did not see j
-        self.siamese_map_ = float(np.mean(scores))
-        return h
-
-    @staticmethod
-    def _siamese_scores(net: SiameseTextNetwork, texts: torch.Tensor) -> np.ndarray:
-        embedded = batched(net.embed, texts)
-        return (net.scorer.fold(embedded) @ embedded.T).detach().numpy()
-
-    def _train_siamese(
-        self, texts, labels, rows: np.ndarray, validation: FeatureSet, store, stage: str
-    ) -> SiameseTextNetwork:
-        """One siamese network trained on the training texts ``rows``, its epoch chosen by
-        text->text MAP of the validation texts against those texts."""
-        cfg = self.config
-        torch.manual_seed(cfg.seed)
-        net = SiameseTextNetwork(self._n_words(), cfg.model, self.laplacian_)
-        texts, labels = texts[rows], labels[rows]
-        same = torch.from_numpy(labels[:, None] == labels[None, :])
-        val_texts = dense_tensor(validation.texts)
-
-        def step(batch: np.ndarray) -> torch.Tensor | None:
-            scores = net.all_pairs(texts[batch]).float()
-            off = ~torch.eye(len(batch), dtype=torch.bool)
-            pos = same[batch][:, batch]
-            if not (pos & off).any() or (pos & off).sum() == off.sum():
-                return None
-            return weighted_pairwise_similarity_loss(
-                scores[off], pos[off], margin=cfg.training.margin, lam=cfg.training.lam
-            )
-
-        def validate() -> float:
-            query = batched(lambda x: net.scorer.fold(net.embed(x)), val_texts).numpy()
-            gallery = batched(net.embed, texts).numpy()
-            return mean_average_precision(query @ gallery.T, validation.labels, labels)
-
-        self.stages_[stage] = train_stage(
-            stage,
-            net,
-            step,
-            validate,
-            len(labels),
-            cfg.training.siamese_epochs,
-            cfg.training,
-            cfg.seed,
-            store,
-            self.on_epoch_end,
-        )
-        return net
 
     def _fit_model(
         self,

@@ -67,7 +67,7 @@ def train_stage(
     # fused: one kernel per step over all parameters; on this CPU a step of the 3.7M-parameter
     # image-MLP network took ~65 ms instead of ~180 ms with the default implementation
     optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
     )
     result = StageResult(stage)
     best_state = copy.deepcopy(module.state_dict())
@@ -142,7 +142,7 @@ def _run_epoch(
     seed: int,
 ) -> float:
     for group in optimizer.param_groups:
-        group["lr"] = config.lr * config.lr_decay**epoch
+        group["lr"] = config.learning_rate * config.lr_decay**epoch
     epoch_seed = _epoch_seed(seed, stage, epoch)
     torch.manual_seed(epoch_seed)
     order = np.random.default_rng(epoch_seed).permutation(n_rows)

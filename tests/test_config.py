@@ -1,0 +1,57 @@
+"""The fglab config: typed, checked, and saved with every "auto" resolved."""
+
+from __future__ import annotations
+
+import pytest
+
+from fglab.config import CATEGORY_LR, PAIR_LR, FGLabConfig
+
+
+@pytest.mark.parametrize(
+    ("features", "pair_level", "bf16", "expected"),
+    [
+        (128, False, False, {"image_branch": "kernel", "embedding": "bounded", "ensemble": 1,
+                             "precision": "float32", "teacher": "siamese", "lr": CATEGORY_LR}),
+        (1280, True, True, {"image_branch": "mlp", "embedding": "unit", "ensemble": 3,
+                            "precision": "bfloat16", "teacher": "sentence", "lr": PAIR_LR}),
+    ],
+)
+def test_resolved_replaces_every_auto(features, pair_level, bf16, expected):
+    config = FGLabConfig().resolved(features, pair_level, bf16)
+    got = {
+        "image_branch": config.model.image_branch, "embedding": config.model.embedding,
+        "ensemble": config.training.ensemble, "precision": config.training.precision,
+        "teacher": config.labels.teacher, "lr": config.training.lr,
+    }
+    assert got == expected
+    assert "auto" not in str(config.to_dict())
+    assert FGLabConfig.from_dict(config.to_dict()) == config  # a saved run loads as trained
+
+
+def test_what_the_user_set_is_kept():
+    config = FGLabConfig.from_dict(
+        {"training": {"lr": 1e-3, "precision": "float32"}, "labels": {"teacher": "siamese"}}
+    ).resolved(128, False, True)
+    assert config.training.lr == 1e-3 and config.training.precision == "float32"
+
+
+def test_the_siamese_teacher_is_refused_at_pair_level():
+    config = FGLabConfig.from_dict({"labels": {"teacher": "siamese"}})
+    with pytest.raises(ValueError, match="the siamese teacher learns from categories"):
+        config.resolved(128, True, False)
+    uniform = FGLabConfig.from_dict({"labels": {"teacher": "siamese", "mode": "uniform"}})
+    assert uniform.resolved(128, True, False).labels.mode == "uniform"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"training": {"lr": 0}}, "lr must be > 0"),
+        ({"training": {"loss": "hinge"}}, "loss must be one of"),
+        ({"labels": {"teacher": "oracle"}}, "teacher must be one of"),
+        ({"model": {"colour": 1}}, "unknown keys in config section 'model'"),
+    ],
+)
+def test_bad_options_are_named(data, message):
+    with pytest.raises(ValueError, match=message):
+        FGLabConfig.from_dict(data)
