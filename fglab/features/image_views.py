@@ -13,8 +13,11 @@ from fglab.features.image import ImageExtractor, extract, features_of_bytes
 
 logger = logging.getLogger(__name__)
 
+#: Each at the input size it was trained for; all give 1280-d pooled features.
 IMAGE_VIEWS: dict[str, ImageExtractor] = {
     "image:efficientnet-lite0": ImageExtractor("efficientnet-lite0", image_size=224),
+    "image:efficientnet-lite1": ImageExtractor("efficientnet-lite1", image_size=240),
+    "image:efficientnet-lite2": ImageExtractor("efficientnet-lite2", image_size=260),
 }
 
 

@@ -133,3 +133,21 @@ def test_16_bit_and_float_images_decode(tmp_path, mode, value, fmt, gray):
         pixels = decode_image(source, 32)
         assert pixels.shape == (32, 32, 3) and abs(int(pixels[0, 0, 0]) - gray) <= 1
         assert (pixels == pixels[0, 0, 0]).all()
+
+
+@pytest.mark.parametrize("view", ["image:efficientnet-lite1", "image:efficientnet-lite2"])
+def test_the_larger_networks_load_from_their_packages_and_differ(images, view):
+    """Each view's weights come from its installed package (no download) and give features of
+    their own, not lite0's under another name."""
+    data = images["jpeg"].read_bytes()
+    features = image_features_of_bytes(data, view)
+    lite0 = image_features_of_bytes(data, "image:efficientnet-lite0")
+    assert features.shape == (1280,) and features.std() > 0
+    assert not np.allclose(features, lite0, atol=1e-3)
+
+
+def test_an_unknown_network_is_named():
+    from fglab.features.image import weight_file
+
+    with pytest.raises(ValueError, match="no weights for 'efficientnet-lite9'"):
+        weight_file("efficientnet-lite9")
