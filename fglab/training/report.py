@@ -104,11 +104,15 @@ def _describe(i: int, rows: list[int | None], labels: np.ndarray, context: Repor
 
 
 def _hardest_pairs_text(h, pos_mask, neg_mask, labels, rows, context: ReportContext) -> str:
-    lines = ["Hardest pairs by the siamese text similarity h (scaled to [0, 1]).", ""]
-    for title, mask, sign in (
+    lines = ["Hardest pairs by the teacher's text similarity h (scaled to [0, 1]).", ""]
+    sections = [
         ("Hardest positives (same category, least similar texts)", pos_mask, 1.0),
         ("Hardest negatives (different categories, most similar texts)", neg_mask, -1.0),
-    ):
+    ]
+    if not pos_mask.any():  # pair level: a pair's only positive is its own partner
+        sections = [("Hardest negatives (other pairs, most similar texts; at pair level a "
+                     "duplicate text is a negative too)", neg_mask, -1.0)]
+    for title, mask, sign in sections:
         lines.append(title + ":")
         upper = np.triu(mask, k=1)
         candidates = np.flatnonzero(upper)

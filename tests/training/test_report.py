@@ -50,3 +50,27 @@ def test_uniform_report_says_no_siamese_network_was_trained(tmp_path, eng_wiki_f
     method.write_report(tmp_path, ReportContext([], [], [], []))
     assert "uniform" in json.loads((tmp_path / "hardness.json").read_text())["note"]
     assert not (tmp_path / "label_histograms.png").exists()
+
+
+def test_pair_level_report_grades_negatives_only(tmp_path, eng_wiki, eng_wiki_features,
+                                                  monkeypatch):
+    """At pair level (each pair its own class) there are no positive pairs to grade: the
+    report says so with nulls, valid JSON, and lists the hardest negatives only."""
+    from fglab.data.collection import pair_labels
+
+    monkeypatch.setenv("FGLAB_CACHE", str(tmp_path / "cache"))
+    train, _ = eng_wiki_features
+    rows = np.arange(0, len(train), 8)
+    small = train.subset(rows).with_labels(pair_labels(len(rows)))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    config = FGLabConfig.from_dict({**TINY_CONFIG, "training": {"epochs": 1}})
+    method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
+    assert method.config.labels.teacher == "sentence"
+    split = eng_wiki.train
+    method.write_report(tmp_path / "report", ReportContext(split.text_ids, split.image_ids,
+                                                           split.texts, []))
+    summary = json.loads((tmp_path / "report" / "hardness.json").read_text())
+    assert summary["positive_pairs"] == 0 and summary["mean_label_positive"] is None
+    assert 0.0 <= summary["negative_label_quantiles"]["0.5"] <= 1.0
+    pairs = (tmp_path / "report" / "hardest_pairs.txt").read_text()
+    assert "Hardest positives" not in pairs and "Hardest negatives (other pairs" in pairs
