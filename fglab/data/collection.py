@@ -69,8 +69,8 @@ def manifest_dataset(
         if item.text and item.image_path is not None:
             pairs.append(item)
         else:
-            missing = "an image" if item.image_path is None else "a text"
-            detail = f"row {item.row}: no pair without {missing}"
+            missing = "image" if item.image_path is None else "text"
+            detail = f"row {item.row}: not a pair (no {missing}); left out of training"
             problems.append(Problem("not_a_pair", "manifest", item.id, detail))
     for problem in problems[len(manifest.problems) :]:  # the manifest's own are logged
         logger.warning("%s: %s", manifest.path.name, problem)
@@ -79,7 +79,8 @@ def manifest_dataset(
     categories = _categories(name, pairs)
     stratify = bool(categories) and not pairs_only
     test_rows = _test_rows(name, pairs, stratify, split_seed, test_ids)
-    train_rows = [i for i in range(len(pairs)) if i not in set(test_rows)]
+    held_out = set(test_rows)
+    train_rows = [i for i in range(len(pairs)) if i not in held_out]
     if len(train_rows) < MIN_TRAIN_PAIRS:
         raise CollectionError(
             f"{name}: {len(train_rows)} training pairs; at least {MIN_TRAIN_PAIRS} are needed"

@@ -85,7 +85,7 @@ def test_broken_rows_are_reported_by_row_and_id_and_skipped(tmp_path, caplog):
         (28, "escape", "points outside the manifest's folder"),
     ]:
         assert f"row {row} (id {item}): " in log and why in log
-    assert "lonely" in log and "no pair without an image" in log
+    assert "lonely" in log and "row 29: not a pair (no image); left out of training" in log
 
 
 @pytest.mark.parametrize(
