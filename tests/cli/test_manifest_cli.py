@@ -120,3 +120,15 @@ def test_reproduce_on_an_unlabeled_manifest_reports_no_map(tmp_path, capsys):
     assert all("map_all" not in m and "recall" in m for m in payload["methods"].values())
     assert not (out / "pr_curves.png").exists()
     assert "R@10" in (out / "results.md").read_text()
+
+
+def test_reproduce_on_a_labeled_manifest_runs_every_method_by_category(tmp_path, capsys):
+    manifest = write_manifest_collection(tmp_path / "photos")
+    out = tmp_path / "results"
+    argv = ["reproduce", f"manifest:{manifest}", "--methods", "random,sm", "--seeds", "1",
+            "--out", str(out)]
+    assert main(argv) == 0
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["pairs"] is False and payload["n_test"] == 6
+    assert all("map_all" in m and "recall" in m for m in payload["methods"].values())
+    assert (out / "pr_curves.png").is_file()
