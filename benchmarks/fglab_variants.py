@@ -12,7 +12,7 @@ ignored): the validation MAP is then the mean reciprocal rank of the exact partn
 validation Recall@10 of the exact partner is shown too.
 
     python benchmarks/fglab_variants.py eng-wiki --seeds 0,1 [--variants a,b] [--pairs]
-        [--out F.json]
+        [--image-view VIEW] [--out F.json]
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--pairs", action="store_true", help="each pair its own class")
+    parser.add_argument("--image-view", default=None, help="default: the data set's")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.variants.split(",")
@@ -201,12 +202,13 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     dataset = load_dataset(args.dataset, resolve_data_root(args.data_root))
-    train, _ = build_features(dataset, default_image_view(dataset), "text:tfidf")
+    image_view = args.image_view or default_image_view(dataset)
+    train, _ = build_features(dataset, image_view, "text:tfidf")
     if args.pairs:
         train = train.with_labels(pair_labels(len(train)))
     results = []
     level = " (pair level: MAP = MRR of the exact partner)" if args.pairs else ""
-    print(f"{args.dataset}: validation avg MAP@all{level}, seeds {args.seeds}")
+    print(f"{args.dataset} ({image_view}): validation avg MAP@all{level}, seeds {args.seeds}")
     print("| variant | " + " | ".join(f"seed {s}" for s in seeds)
           + " | mean | R@10 img→txt / txt→img | teacher MAP |")
     print("|---" * (len(seeds) + 4) + "|")
