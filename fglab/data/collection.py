@@ -128,9 +128,16 @@ def _test_rows(
     seed: int,
     test_ids: list[str] | None,
 ) -> list[int]:
-    if test_ids is not None:
+    if test_ids is not None:  # the split a run recorded
         wanted = set(test_ids)
-        return [i for i, p in enumerate(pairs) if p.id in wanted]
+        rows = [i for i, p in enumerate(pairs) if p.id in wanted]
+        if len(rows) < len(wanted):
+            missing = sorted(wanted - {pairs[i].id for i in rows})
+            logger.warning(
+                "%s: %d of the run's %d test pairs are no longer in the manifest (first: %s); "
+                "scoring the %d that are", name, len(missing), len(wanted), missing[0], len(rows),
+            )
+        return rows
     given = [p.split for p in pairs]
     if any(given):
         if not all(given):

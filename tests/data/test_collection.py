@@ -51,6 +51,12 @@ def test_an_unlabeled_jsonl_without_split_is_split_80_20_by_seed_at_pair_level(
     assert other.test.text_ids != first.test.text_ids
     recorded = load_training_collection(_spec(path), test_ids=first.test.text_ids[:2])
     assert recorded.test.text_ids == first.test.text_ids[:2]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        gone = load_training_collection(_spec(path), test_ids=[*first.test.text_ids, "gone-1"])
+    assert gone.test.text_ids == first.test.text_ids
+    message = "1 of the run's 7 test pairs are no longer in the manifest (first: gone-1)"
+    assert message in caplog.text
 
 
 def test_pair_level_validation_split_is_random_not_stratified():
