@@ -17,7 +17,7 @@ from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_me
 from fglab.features.featureset import FeatureSet
 from fglab.features.views import build_features, default_compact_text_view, default_image_view
 from fglab.io import atomic_write_text
-from fglab.method import NO_CATEGORIES, ReportContext, fit_method
+from fglab.method import NO_CATEGORIES, ReportContext, check_trains_on_pairs, fit_method
 from fglab.registry import get_method
 
 logger = logging.getLogger(__name__)
@@ -141,13 +141,14 @@ def _pair_level_methods(
     """The methods that can train at pair level; the others are reported and left out."""
     kept = []
     for name in names:
-        if get_method(name).build(seed=0).needs_categories:
-            why = f"{name} learns from categories; {NO_CATEGORIES}"
-            logger.warning("skipping %s", why)
+        try:
+            check_trains_on_pairs(get_method(name).build(seed=0), name)
+        except ValueError as error:
+            logger.warning("skipping %s", error)
             if on_skip is not None:
-                on_skip(name, why)
-        else:
-            kept.append(name)
+                on_skip(name, str(error))
+            continue
+        kept.append(name)
     if not kept:
         raise ValueError(f"none of {', '.join(names)} can train at pair level; {NO_CATEGORIES}")
     return kept

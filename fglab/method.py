@@ -73,13 +73,18 @@ def fit_method(
     itself); the others get all of ``train``. ``pairs``: the categories are ignored, each
     pair is its own class (its only positive is its partner)."""
     if pairs:
-        if method.needs_categories:
-            raise ValueError(f"{type(method).__name__} learns from categories; {NO_CATEGORIES}")
+        check_trains_on_pairs(method, type(method).__name__)
         train = train.with_labels(pair_labels(len(train)))
     if method.selects_on_validation:
         fit_rows, val_rows = validation_split(train.labels, seed)
         return method.fit(train.subset(fit_rows), train.subset(val_rows))
     return method.fit(train)
+
+
+def check_trains_on_pairs(method: RetrievalMethod, name: str) -> None:
+    """A ValueError saying so if ``method`` (called ``name``) cannot train without categories."""
+    if method.needs_categories:
+        raise ValueError(f"{name} learns from categories; {NO_CATEGORIES}")
 
 
 def centered_cosine(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:

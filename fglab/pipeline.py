@@ -19,7 +19,7 @@ from fglab.data.wikipedia import Split
 from fglab.features.text import TfidfTextFeatures
 from fglab.integrity import DamagedFileError, check_files, list_files, refuse_pickles
 from fglab.io import atomic_write_text
-from fglab.method import NO_CATEGORIES, RetrievalMethod, fit_method
+from fglab.method import RetrievalMethod, check_trains_on_pairs, fit_method
 
 logger = logging.getLogger(__name__)
 PIPELINE_FILE, TFIDF_DIR, METHOD_DIR = "pipeline.json", "text_features", "method"
@@ -218,8 +218,8 @@ def train_pipeline(
     method = get_method(method_name).build(seed=seed, **options)  # a bad config fails first
     dataset = load_training_collection(collection, data_root, seed, pairs=pairs)
     pairs = pairs or not is_labeled(dataset)
-    if pairs and method.needs_categories:
-        raise ValueError(f"{method_name} learns from categories; {NO_CATEGORIES}")
+    if pairs:  # before any features are built
+        check_trains_on_pairs(method, method_name)
     image_view, text_view = method_views(dataset, method_name)
     train, _ = build_features(dataset, image_view, text_view)
     if hasattr(method, "checkpoint_dir"):

@@ -68,7 +68,8 @@ class LocalBackend(Backend):
         return [fn(task) for task in tqdm(tasks, desc=what, unit="task", leave=False)]
 
     def serve_shards(self, index_dir, listing, replicas):
-        from fglab.cluster.shards import LocalShard, read_faiss
+        from fglab.cluster.shards import LocalShard
+        from fglab.index.disk import read_faiss
 
         parts: dict[str, list] = {m: [] for m in listing["modalities"]}
         for shard in listing["shards"]:

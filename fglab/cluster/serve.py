@@ -36,7 +36,7 @@ class ShardReplica:
     def __init__(self, index_dir: str, number: int):
         import ray
 
-        from fglab.cluster.shards import read_faiss
+        from fglab.index.disk import read_faiss
         from fglab.index.vectors import set_search_threads
 
         root = Path(index_dir)

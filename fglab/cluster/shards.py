@@ -470,7 +470,7 @@ def load_sharded(cls: type[EmbeddingIndex], path: Path, listing: dict, vectors: 
     """An :class:`EmbeddingIndex` over a sharded directory (``listing`` already verified):
     the items of every shard, and, with ``vectors``, each modality's shards searched together
     by :class:`ShardedVectors`."""
-    from fglab.index.disk import Changes, Origin
+    from fglab.index.disk import Changes, Origin, read_faiss
 
     try:
         index = cls(int(listing["dim"]), IndexSettings(**listing["settings"]), listing.get("info"))
@@ -499,15 +499,3 @@ def load_sharded(cls: type[EmbeddingIndex], path: Path, listing: dict, vectors: 
     index.changes = Changes(start_row=len(index.items.table))
     index.origin = Origin(path.resolve(), listing)
     return index
-
-
-def read_faiss(path: Path, dim: int):
-    """A shard's faiss index; IncompleteIndexError naming the file if it cannot be read."""
-    try:
-        found = faiss.read_index(str(path))
-    except RuntimeError as error:
-        raise IncompleteIndexError(f"{path} is not a readable faiss index; build it again") \
-            from error
-    if found.d != dim:
-        raise IncompleteIndexError(f"{path} holds {found.d}-d vectors, the index {dim}-d")
-    return found

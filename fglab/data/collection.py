@@ -63,17 +63,19 @@ def manifest_dataset(
 ) -> CrossModalDataset:
     """The manifest's pairs, split as its ``split`` column, ``test_ids`` or a seeded split says."""
     name = f"manifest:{manifest.path.resolve()}"
-    problems = [Problem("bad_row", "manifest", f"row {p.row}", str(p)) for p in manifest.problems]
     pairs: list[ManifestItem] = []
+    not_pairs: list[Problem] = []
     for item in manifest.items:
         if item.text and item.image_path is not None:
             pairs.append(item)
         else:
             missing = "image" if item.image_path is None else "text"
             detail = f"row {item.row}: not a pair (no {missing}); left out of training"
-            problems.append(Problem("not_a_pair", "manifest", item.id, detail))
-    for problem in problems[len(manifest.problems) :]:  # the manifest's own are logged
+            not_pairs.append(Problem("not_a_pair", "manifest", item.id, detail))
+    for problem in not_pairs:  # the manifest's own problems were logged as it was read
         logger.warning("%s: %s", manifest.path.name, problem)
+    unreadable = [Problem("bad_row", "manifest", f"row {p.row}", str(p)) for p in manifest.problems]
+    problems = unreadable + not_pairs
     if not pairs:
         raise CollectionError(f"{name}: no row has both a text and an image to train on")
     categories = _categories(name, pairs)

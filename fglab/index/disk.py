@@ -153,7 +153,9 @@ def _problem(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _read_faiss(path: Path, meta: dict, dim: int) -> ModalityIndex:
+def read_faiss(path: Path, dim: int):
+    """The faiss index in ``path``; IncompleteIndexError naming the file if it cannot be read
+    or holds vectors of another width than ``dim``."""
     try:
         faiss_index = faiss.read_index(str(path))
     except RuntimeError as error:
@@ -165,7 +167,11 @@ def _read_faiss(path: Path, meta: dict, dim: int) -> ModalityIndex:
         raise IncompleteIndexError(
             f"{path} holds {faiss_index.d}-d vectors, {LISTING} says {dim}; build the index again"
         )
-    return ModalityIndex(faiss_index, meta["kind"], set(meta["deleted"]))
+    return faiss_index
+
+
+def _read_faiss(path: Path, meta: dict, dim: int) -> ModalityIndex:
+    return ModalityIndex(read_faiss(path, dim), meta["kind"], set(meta["deleted"]))
 
 
 def _replay(index: EmbeddingIndex, folder: Path, segment: dict, vectors: bool) -> None:

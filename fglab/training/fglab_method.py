@@ -99,7 +99,9 @@ class FGLabMethod(RetrievalMethod):
         self.similarity_ = None
         self.siamese_map_ = None  # the teacher's validation text->text MAP
         if self.config.labels.mode != "uniform" and self.config.labels.teacher == "sentence":
-            self.similarity_, self.siamese_map_ = sentence_similarities(train, validation, refit)
+            self.similarity_, self.siamese_map_ = sentence_similarities(
+                train, validation, refit, pair_level
+            )
         elif self.config.labels.mode != "uniform":
             teacher = SiameseTeacher(
                 self.config, self._n_words(), self.laplacian_, self.stages_, store,

@@ -13,7 +13,6 @@ from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
 
 from fglab.config import FGLabConfig
-from fglab.data.splits import is_pair_level
 from fglab.features.featureset import FeatureSet
 from fglab.labels import scale_similarities
 from fglab.losses import weighted_pairwise_similarity_loss
@@ -25,7 +24,7 @@ from fglab.training.tensors import batched, dense_tensor
 
 
 def sentence_similarities(
-    train: FeatureSet, validation: FeatureSet, with_validation: bool
+    train: FeatureSet, validation: FeatureSet, with_validation: bool, pair_level: bool
 ) -> tuple[np.ndarray, float | None]:
     """Scaled cosines of pretrained sentence embeddings (MiniLM for English, multilingual e5
     otherwise) of the raw training texts, then the validation texts ``with_validation``; and
@@ -40,7 +39,7 @@ def sentence_similarities(
     queries = embed_texts(validation.documents, view, progress=True)
     text_map = (
         None
-        if is_pair_level(np.concatenate([train.labels, validation.labels]))
+        if pair_level
         else mean_average_precision(queries @ embedded.T, validation.labels, train.labels)
     )
     if with_validation:
