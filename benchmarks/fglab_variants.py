@@ -65,6 +65,20 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "ensemble3": ({"training": {"ensemble": 3}}, "as siamese, the mean score of 3 networks"),
     "uniform": (UNIFORM, "graph branch, default image side, all labels equal (fglab-uniform)"),
     "siamese": ({}, "siamese teacher trained on the texts it grades, continuous (fglab)"),
+    "no-classifier": (
+        {"training": {"class_weight": 0.0}},
+        "as siamese, without the shared classifier and its semantic term (the earlier design)",
+    ),
+    "uniform-no-classifier": (
+        {**UNIFORM, "training": {"class_weight": 0.0}},
+        "all labels equal, without the shared classifier (the earlier fglab-uniform)",
+    ),
+    "class-weight0.3": (
+        {"training": {"class_weight": 0.3}}, "as siamese, classifier loss weight 0.3 (default 1)"
+    ),
+    "class-weight3": (
+        {"training": {"class_weight": 3.0}}, "as siamese, classifier loss weight 3 (default 1)"
+    ),
     "siamese-binned": ({"labels": {"mode": "binned"}}, "as siamese, 9 levels 0.1 ... 0.9"),
     "crossfit2-binned": (
         {"labels": {"teacher_folds": 2, "mode": "binned"}},
@@ -177,6 +191,7 @@ def run_variant(name: str, train, seeds: list[int]) -> dict:
                 "validation_recall10": {d: r["10"] for d, r in scores.recall.items()},
                 "first_network_map": stage.best_score,
                 "epoch": stage.best_epoch + 1,
+                "semantic_weight": method.config.model.semantic_weight,
                 "teacher_map": getattr(method, "siamese_map_", None),
                 "seconds": time.perf_counter() - start,
             }

@@ -22,6 +22,10 @@ LOSSES = ("pairwise", "contrastive")
 #: Learning rates of ``training.lr`` null: by category (eng-wiki validation) and at pair
 #: level (chinese-news validation, benchmarks/fglab_variants.py --pairs).
 CATEGORY_LR, PAIR_LR = 3e-4, 6e-4
+#: Weight of the shared classifier's loss with categories (``training.class_weight`` null),
+#: and the semantic weights validation chooses from (``model.semantic_weight`` null).
+CLASS_WEIGHT = 1.0
+SEMANTIC_WEIGHTS = (0.0, 0.3, 1.0, 3.0)
 #: Networks in the "auto" ensemble of the MLP image branch.
 AUTO_ENSEMBLE = 3
 
@@ -60,6 +64,10 @@ class ModelConfig:
     # bounded with the kernel image branch (uncertain weak features), unit with the MLP.
     embedding: str = "auto"
     embedding_scale: float = 10.0
+    # Weight of the semantic term of the retrieval score: score + this x the normalized
+    # correlation of the two sides' class posteriors from the shared classifier (needs
+    # ``training.class_weight`` > 0). null: chosen on validation from SEMANTIC_WEIGHTS.
+    semantic_weight: float | None = None
 
     def uses_kernel(self, n_features: int) -> bool:
         """Whether images of ``n_features`` dimensions go through the RBF kernel map."""
@@ -86,6 +94,11 @@ class ModelConfig:
             )
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        if self.semantic_weight is not None and self.semantic_weight < 0:
+            raise ValueError(
+                f"semantic_weight must be >= 0 (or null: chosen on validation), "
+                f"got {self.semantic_weight}"
+            )
         self.gcn_filters = tuple(int(f) for f in self.gcn_filters)
 
 
@@ -112,8 +125,10 @@ class TrainingConfig:
     # After choosing the epoch on validation, train again on all training pairs (fitting part
     # plus validation part) for that many epochs, as the baselines refit with their chosen C.
     refit: bool = True
-    # Weight of a cross-entropy term of a classifier shared by both branches (0: off).
-    class_weight: float = 0.0
+    # Weight of the cross-entropy of a linear classifier shared by both branches, on their
+    # embeddings (DSCMR's label-space loss; 0: no classifier). null: CLASS_WEIGHT with
+    # categories, 0 at pair level (every pair its own class).
+    class_weight: float | None = None
     # Networks from different initializations whose scores are averaged. The first chooses
     # the epoch count on validation; all are then trained for that many epochs (with refit: on
     # all training pairs). 0: auto, AUTO_ENSEMBLE networks with the MLP image branch (wide CNN
@@ -135,6 +150,10 @@ class TrainingConfig:
             raise ValueError(f"lr must be > 0 (or null: by level), got {self.lr}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.class_weight is not None and self.class_weight < 0:
+            raise ValueError(
+                f"class_weight must be >= 0 (or null: by level), got {self.class_weight}"
+            )
 
     @property
     def learning_rate(self) -> float:
@@ -193,13 +212,19 @@ class FGLabConfig:
         ``n_image_features`` dimensions, training ``pair_level`` or by category, a CPU with
         native ``bfloat16``): the config a run saves says what was trained."""
         kernel = self.model.uses_kernel(n_image_features)
+        class_weight = self.training.class_weight
+        if class_weight is None:
+            class_weight = 0.0 if pair_level else CLASS_WEIGHT
         model = replace(
             self.model,
             image_branch="kernel" if kernel else "mlp",
             embedding=_auto(self.model.embedding, "bounded" if kernel else "unit"),
+            # without a classifier there is no semantic term; else null stays: fit chooses
+            semantic_weight=0.0 if class_weight == 0 else self.model.semantic_weight,
         )
         training = replace(
             self.training,
+            class_weight=class_weight,
             lr=self.training.lr or (PAIR_LR if pair_level else CATEGORY_LR),
             ensemble=self.training.ensemble_size(kernel),
             precision=_auto(self.training.precision, "bfloat16" if bfloat16 else "float32"),

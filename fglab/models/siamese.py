@@ -50,8 +50,10 @@ class CrossModalNetwork(nn.Module):
         if self.embedding == "auto":
             self.embedding = "bounded" if n_image_landmarks > 0 else "unit"
         self.scorer = DualPathScorer(config.embed_dim, config.dropout, config.score_dropout)
-        # Optional semantic supervision: one linear classifier shared by both branches.
+        # Optional semantic supervision: one linear classifier shared by both branches. With
+        # ``semantic_weight`` > 0 it also scores: see ``semantic_codes``.
         self.classifier = nn.Linear(config.embed_dim, n_classes) if n_classes else None
+        self.semantic_weight = config.semantic_weight or 0.0
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """A branch output as an embedding (unit length, or bounded length)."""
@@ -77,8 +79,25 @@ class CrossModalNetwork(nn.Module):
             raise ValueError("this network was built without a classifier (n_classes=0)")
         return self.classifier(embeddings * CLASS_LOGIT_SCALE)
 
+    def semantic_codes(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Class posteriors of embeddings, centered on the uniform posterior and cut to unit
+        length: the inner product of two codes is the normalized correlation of the
+        posteriors that semantic matching ranks by (Rasiwasia et al., 2010)."""
+        posteriors = torch.softmax(self.class_logits(embeddings).float(), dim=-1)
+        return unit(posteriors - 1.0 / posteriors.shape[-1])
+
+    def _with_semantics(self, encoded: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """``encoded`` followed by the weighted semantic codes, so that one inner product
+        gives score + semantic_weight * posterior correlation (ranking ignores the bias)."""
+        if self.classifier is None or self.semantic_weight <= 0:
+            return encoded
+        codes = self.semantic_codes(embeddings) * self.semantic_weight**0.5
+        return torch.cat([encoded.float(), codes], dim=-1)
+
     def encode_texts(self, texts: torch.Tensor) -> torch.Tensor:
-        return self.scorer.fold(self.embed(self.text(texts)))
+        t = self.embed(self.text(texts))
+        return self._with_semantics(self.scorer.fold(t), t)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.image(images))
+        v = self.embed(self.image(images))
+        return self._with_semantics(v, v)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 
-from fglab.config import FGLabConfig
+from fglab.config import SEMANTIC_WEIGHTS, FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
 from fglab.data.splits import is_pair_level, validation_split
 from fglab.features.featureset import FeatureSet
@@ -54,6 +55,32 @@ def _encode_texts(networks: list[CrossModalNetwork], texts) -> np.ndarray:
 
 def _similarity(networks: list[CrossModalNetwork], images: np.ndarray, texts) -> np.ndarray:
     return _encode_images(networks, images) @ _encode_texts(networks, texts).T
+
+
+def _validation_map(sim: np.ndarray, labels: np.ndarray) -> float:
+    """Average MAP@all of both directions; ``sim`` is (images, texts)."""
+    return (
+        mean_average_precision(sim, labels, labels) + mean_average_precision(sim.T, labels, labels)
+    ) / 2
+
+
+def semantic_weight_scores(
+    network: CrossModalNetwork, validation: FeatureSet
+) -> dict[float, float]:
+    """Validation average MAP@all of the score plus each weight in SEMANTIC_WEIGHTS times the
+    correlation of the class posteriors (the network needs its classifier)."""
+    network.eval()
+    with torch.inference_mode():
+        texts = batched(lambda x: network.embed(network.text(x)), dense_tensor(validation.texts))
+        images = batched(
+            lambda x: network.embed(network.image(x)),
+            torch.from_numpy(np.asarray(validation.images, dtype=np.float32)),
+        )
+        common = (images.float() @ network.scorer.fold(texts).float().T).float().numpy()
+        codes = network.semantic_codes(images), network.semantic_codes(texts)
+        semantic = (codes[0] @ codes[1].T).float().numpy()
+    y = validation.labels
+    return {w: _validation_map(common + w * semantic, y) for w in SEMANTIC_WEIGHTS}
 
 
 class FGLabMethod(RetrievalMethod):
@@ -113,6 +140,13 @@ class FGLabMethod(RetrievalMethod):
         positive = labels[:, None] == labels[None, :]
         weights = self._weights(self.similarity_, positive)
         first = self._fit_model(texts, images, labels, weights, validation, store)
+        if self.config.model.semantic_weight is None:  # chosen with the epoch, on validation
+            scores = semantic_weight_scores(first, validation)
+            self.semantic_weight_scores_ = scores
+            chosen = max(scores, key=scores.get)
+            model = replace(self.config.model, semantic_weight=chosen)
+            self.config = replace(self.config, model=model)
+            first.semantic_weight = chosen
         epochs = self.stages_["model"].best_epoch + 1
         members = self.config.training.ensemble
         tokens = train.tokens
@@ -178,7 +212,7 @@ class FGLabMethod(RetrievalMethod):
         initialization); without ``validation`` for exactly ``epochs``."""
         cfg = self.config
         torch.manual_seed(cfg.seed + 1 + MEMBER_SEED_STEP * member)
-        n_classes = int(labels.max()) + 1 if cfg.training.class_weight > 0 else 0
+        n_classes = int(labels.max()) + 1 if cfg.training.class_weight else 0
         landmarks = cfg.model.image_landmarks(images.shape[1], len(images))
         network = CrossModalNetwork(
             self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes, landmarks
@@ -211,9 +245,11 @@ class FGLabMethod(RetrievalMethod):
             return loss
 
         def validate() -> float:
-            sim = _similarity([network], validation.images, validation.texts)
-            y = validation.labels
-            return (mean_average_precision(sim, y, y) + mean_average_precision(sim.T, y, y)) / 2
+            if network.classifier is not None and cfg.model.semantic_weight is None:
+                return max(semantic_weight_scores(network, validation).values())
+            return _validation_map(
+                _similarity([network], validation.images, validation.texts), validation.labels
+            )
 
         self.stages_[stage] = train_stage(
             stage,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fglab.config import FGLabConfig
+from fglab.config import CLASS_WEIGHT, SEMANTIC_WEIGHTS, FGLabConfig
 from fglab.data.splits import validation_split
 from fglab.training.fglab_method import FGLabMethod
 from tests.training.conftest import TINY_CONFIG
@@ -126,7 +126,9 @@ def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
         {
             **TINY_CONFIG,
             "labels": {"mode": "uniform"},
-            "training": {**TINY_CONFIG["training"], "epochs": 2, "ensemble": 2},
+            # no semantic term: the members' scores are then their dual-path scores alone
+            "training": {**TINY_CONFIG["training"], "epochs": 2, "ensemble": 2,
+                         "class_weight": 0},
         }
     )
     method = FGLabMethod(config).fit(fit, val)
@@ -197,3 +199,58 @@ def test_unknown_precision_and_score_dropout_are_refused():
         FGLabConfig.from_dict({"training": {"precision": "float16"}})
     with pytest.raises(ValueError, match="score_dropout"):
         FGLabConfig.from_dict({"model": {"score_dropout": "none"}})
+
+
+def test_semantic_term_adds_the_weighted_posterior_correlation_chosen_on_validation(
+    tmp_path, eng_wiki_features
+):
+    train, _ = eng_wiki_features
+    small = train.subset(np.arange(0, len(train), 4))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    fit, val = small.subset(fit_rows), small.subset(val_rows)
+    config = FGLabConfig.from_dict(
+        {**TINY_CONFIG, "labels": {"mode": "uniform"},
+         "training": {**TINY_CONFIG["training"], "epochs": 2}}
+    )
+    method = FGLabMethod(config).fit(fit, val)
+    # the classifier is on by default with categories, its weight chosen on validation
+    assert method.config.training.class_weight == CLASS_WEIGHT
+    scores = method.semantic_weight_scores_
+    assert set(scores) == set(SEMANTIC_WEIGHTS)
+    assert method.config.model.semantic_weight == max(scores, key=scores.get)
+    method.config.model.semantic_weight = 1.0  # a weight > 0, to check the score's form
+    (network,) = method.networks_
+    network.semantic_weight = 1.0
+    images = torch.from_numpy(val.images.astype(np.float32))
+    texts = torch.from_numpy(val.texts.toarray().astype(np.float32))
+    with torch.no_grad():
+        dual = (network.all_pairs(texts, images) - network.scorer.bias).T.numpy()
+        t, v = network.embed(network.text(texts)), network.embed(network.image(images))
+        k = network.classifier.out_features
+        pt = torch.softmax(network.classifier(t * 10.0), 1).numpy() - 1 / k
+        pv = torch.softmax(network.classifier(v * 10.0), 1).numpy() - 1 / k
+    correlation = (pv / np.linalg.norm(pv, axis=1, keepdims=True)) @ (
+        pt / np.linalg.norm(pt, axis=1, keepdims=True)
+    ).T
+    np.testing.assert_allclose(
+        method.similarity(val.images, val.texts), dual + correlation, atol=1e-4
+    )
+    method.save(tmp_path)
+    loaded = FGLabMethod.load(tmp_path)
+    assert loaded.config.model.semantic_weight == 1.0
+    np.testing.assert_allclose(
+        loaded.similarity(val.images, val.texts), method.similarity(val.images, val.texts),
+        atol=1e-6,
+    )
+
+
+def test_pair_level_has_no_classifier_and_weights_must_not_be_negative():
+    resolved = FGLabConfig().resolved(128, pair_level=True, bfloat16=False)
+    assert resolved.training.class_weight == 0.0
+    assert resolved.model.semantic_weight == 0.0
+    by_category = FGLabConfig().resolved(128, pair_level=False, bfloat16=False)
+    assert by_category.model.semantic_weight is None  # chosen while fitting
+    with pytest.raises(ValueError, match="semantic_weight"):
+        FGLabConfig.from_dict({"model": {"semantic_weight": -1}})
+    with pytest.raises(ValueError, match="class_weight"):
+        FGLabConfig.from_dict({"training": {"class_weight": -0.5}})
