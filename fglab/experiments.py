@@ -15,7 +15,7 @@ from fglab.data.collection import is_labeled, load_training_collection
 from fglab.data.wikipedia import CrossModalDataset
 from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
 from fglab.features.featureset import FeatureSet
-from fglab.features.views import build_features, default_compact_text_view, default_image_view
+from fglab.features.views import build_features, default_image_view
 from fglab.io import atomic_write_text
 from fglab.method import NO_CATEGORIES, ReportContext, check_trains_on_pairs, fit_method
 from fglab.registry import get_method
@@ -66,11 +66,11 @@ def method_views(
     text_view: str | None = None,
 ) -> tuple[str, str]:
     """The (image, text) views a method gets: the named ones, or by default the data set's
-    image view with tf-idf for bag-of-words methods and the compact text view for others."""
+    image view and tf-idf, for every method alike (equal features: the words fglab's graph
+    needs; the literature's shipped LDA view only when named)."""
     method = get_method(method_name).build(seed=0)
     if text_view is None:
-        bag = method.text_input == "bag_of_words"
-        text_view = "text:tfidf" if bag else default_compact_text_view(dataset)
+        text_view = "text:tfidf"
     elif method.text_input == "bag_of_words" and text_view != "text:tfidf":
         raise ValueError(
             f"{method_name} reads words (its word graph needs text:tfidf), not {text_view}; "

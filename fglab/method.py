@@ -35,9 +35,9 @@ class ReportContext:
 class RetrievalMethod(ABC):
     """Estimator-style: ``__init__`` stores parameters, ``fit`` learns and returns self."""
 
-    #: "compact": a low-dimensional text view (LDA where shipped); "bag_of_words": tf-idf with
-    #: its vocabulary.
-    text_input: ClassVar[str] = "compact"
+    #: "any": any text view (tf-idf by default, LDA or sentence embeddings when named);
+    #: "bag_of_words": tf-idf only, with its vocabulary.
+    text_input: ClassVar[str] = "any"
     #: True: ``fit`` wants a held-out validation part of train for selection (and may refit on
     #: both parts itself). False: it is fitted on the whole training split.
     selects_on_validation: ClassVar[bool] = False

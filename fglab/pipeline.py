@@ -201,12 +201,14 @@ def train_pipeline(
     config: dict | None = None,
     on_epoch_end=None,
     pairs: bool = False,
+    image_view: str | None = None,
+    text_view: str | None = None,
 ) -> tuple[RetrievalPipeline, dict]:
     """Fit ``method_name`` on the training split of a data set or ``manifest:PATH`` (selection
     on a validation part of it), save the pipeline into ``run_dir`` and return it with its
     test scores. ``pairs`` (implied by a manifest without labels): each pair is its own
-    class. Methods that checkpoint (fglab) write ``run_dir``/checkpoints every epoch and
-    resume from them."""
+    class. Views: the named ones, else the defaults of ``fglab reproduce``. Methods that
+    checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from them."""
     from fglab.data.collection import is_labeled, load_training_collection
     from fglab.data.manifest import is_manifest_spec
     from fglab.experiments import method_views
@@ -220,7 +222,7 @@ def train_pipeline(
     pairs = pairs or not is_labeled(dataset)
     if pairs:  # before any features are built
         check_trains_on_pairs(method, method_name)
-    image_view, text_view = method_views(dataset, method_name)
+    image_view, text_view = method_views(dataset, method_name, image_view, text_view)
     train, _ = build_features(dataset, image_view, text_view)
     if hasattr(method, "checkpoint_dir"):
         method.checkpoint_dir = run_dir / "checkpoints"

@@ -98,7 +98,9 @@ def test_evaluate_json_prints_one_object_with_map_recall_and_median_rank(
 def test_baseline_pipeline_round_trip_and_no_raw_text_for_lda(tmp_path, data_root, eng_wiki):
     from fglab.pipeline import train_pipeline
 
-    pipeline, metrics = train_pipeline("eng-wiki", "sm", tmp_path / "sm", data_root=data_root)
+    pipeline, metrics = train_pipeline(
+        "eng-wiki", "sm", tmp_path / "sm", data_root=data_root, text_view="text:lda"
+    )
     loaded = RetrievalPipeline.load(tmp_path / "sm")
     a, b = pipeline.encode_split(eng_wiki.test), loaded.encode_split(eng_wiki.test)
     assert np.array_equal(a[0] @ a[1].T, b[0] @ b[1].T)

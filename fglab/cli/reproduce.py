@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--text-view", default=None,
-        help="give every method this text view, e.g. text:tfidf (default: tf-idf for the "
-        "word-based methods, the data set's compact view, LDA where shipped, for the others)",
+        help="give every method this text view (default text:tfidf for all; e.g. text:lda, "
+        "the literature's view of eng-wiki, for the methods that take any view)",
     )
     parser.add_argument(
         "--image-view", default=None, help="give every method this image view (default: the "

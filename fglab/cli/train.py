@@ -32,6 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cca, pls: n_components; sm, scm, sm-svm: c); an option it does not have is an error",
     )
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP)
+    parser.add_argument(
+        "--text-view", default=None,
+        help="text view (default text:tfidf; e.g. text:lda where shipped, for the methods "
+        "that take any view)",
+    )
+    parser.add_argument(
+        "--image-view", default=None, help="image view (default: the data set's)"
+    )
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
     evaluate.add_argument("run", type=Path, help="run folder written by fglab train")
@@ -66,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     with logging_redirect_tqdm():  # log lines above the stage's progress bar
         pipeline, metrics = train_pipeline(
             args.name, args.method, args.out, args.seed, args.data_root, config,
-            pairs=args.pairs,
+            pairs=args.pairs, image_view=args.image_view, text_view=args.text_view,
         )
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:
@@ -79,6 +87,11 @@ def run_train(args: argparse.Namespace) -> int:
             continue
         print(f"stage {stage.stage}: chose epoch {stage.best_epoch + 1} "
               f"(validation {stage.best_score:.4f})")
+    semantic = getattr(pipeline.method, "semantic_weight_scores_", None)
+    if semantic:
+        chosen = pipeline.method.config.model.semantic_weight
+        tried = ", ".join(f"{w:g}: {score:.4f}" for w, score in semantic.items())
+        print(f"semantic weight: chose {chosen:g} on validation ({tried})")
     _print_metrics(metrics)
     print(f"saved run to {args.out}")
     return 0

@@ -22,11 +22,6 @@ def default_image_view(dataset: CrossModalDataset) -> str:
     return "image:efficientnet-lite0"
 
 
-def default_compact_text_view(dataset: CrossModalDataset) -> str:
-    """The low-dimensional text view the classic methods use (LDA where shipped)."""
-    return "text:lda" if "text:lda" in dataset.train.shipped else "text:tfidf"
-
-
 def build_features(
     dataset: CrossModalDataset, image_view: str, text_view: str, tfidf_min_df: int = 3
 ) -> tuple[FeatureSet, FeatureSet]:
