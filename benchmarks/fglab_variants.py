@@ -76,6 +76,18 @@ VARIANTS: dict[str, tuple[dict, str]] = {
     "class-weight0.3": (
         {"training": {"class_weight": 0.3}}, "as siamese, classifier loss weight 0.3 (default 1)"
     ),
+    "landmarks-all": (
+        {"model": {"image_kernel_landmarks": 100_000}},
+        "as siamese, every training image a kernel landmark (default 1,000)",
+    ),
+    "dropout0.2": ({"model": {"dropout": 0.2}}, "as siamese, dropout 0.2 (default 0.4)"),
+    "dropout0.6": ({"model": {"dropout": 0.6}}, "as siamese, dropout 0.6 (default 0.4)"),
+    "decay1e-4": (
+        {"training": {"weight_decay": 1e-4}}, "as siamese, weight decay 1e-4 (default 1e-3)"
+    ),
+    "decay1e-2": (
+        {"training": {"weight_decay": 1e-2}}, "as siamese, weight decay 1e-2 (default 1e-3)"
+    ),
     "class-weight3": (
         {"training": {"class_weight": 3.0}}, "as siamese, classifier loss weight 3 (default 1)"
     ),
