@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fglab.data.root import resolve_data_root
+from fglab.data.splits import validation_split
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
 from fglab.features.views import build_features, default_image_view
@@ -38,18 +39,18 @@ REPO = Path(__file__).resolve().parent.parent
 #: Fits fglab in a child process with the fglab package found first on sys.path; prints JSON.
 CHILD = """
 import json, sys, time
-from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
 from fglab.features.views import build_features
 from fglab.registry import get_method
 name, image_view, seed, data_root = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+with open(sys.argv[5]) as handle:  # the split this checkout makes, as row numbers
+    rows = json.load(handle)
 dataset = load_dataset(name, data_root or None)
 train, test = build_features(dataset, image_view, "text:tfidf")
-fit_rows, val_rows = validation_split(train.labels, seed)
 method = get_method("fglab").build(seed=seed)
 start = time.perf_counter()
-method.fit(train.subset(fit_rows), train.subset(val_rows))
+method.fit(train.subset(rows["fit"]), train.subset(rows["validation"]))
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "map": evaluate_method(method, test).map_all["avg"]}))
 """
@@ -75,11 +76,20 @@ def _unpack_revision(revision: str, into: Path) -> Path:
     return into
 
 
-def _fit_previous(root: Path, name: str, image_view: str, seed: int, data_root: Path) -> dict:
+def _fit_previous(
+    root: Path, name: str, image_view: str, seed: int, data_root: Path, labels: np.ndarray
+) -> dict:
+    """Fit the earlier revision unpacked in ``root`` on this checkout's validation split of
+    the training pairs (passed as row numbers: an earlier revision may split elsewhere)."""
+    fit_rows, val_rows = validation_split(labels, seed)
+    split_file = root / f"split-{name}-{seed}.json"
+    split_file.write_text(
+        json.dumps({"fit": fit_rows.tolist(), "validation": val_rows.tolist()}), "utf-8"
+    )
     # run in ``root`` so that its fglab, not this checkout's, is imported
     env = {**os.environ, "PYTHONPATH": str(root)}
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, name, image_view, str(seed), str(data_root)],
+        [sys.executable, "-c", CHILD, name, image_view, str(seed), str(data_root), str(split_file)],
         env=env, capture_output=True, text=True, cwd=root,
     )
     if result.returncode != 0:
@@ -114,7 +124,7 @@ def main() -> None:
                 runs["fglab"] = _fit("fglab", train, test, seed)
                 if previous is not None:
                     runs[f"fglab@{args.previous}"] = _fit_previous(
-                        previous, name, image_view, seed, data_root
+                        previous, name, image_view, seed, data_root, train.labels
                     )
                 for method, run in runs.items():
                     ratio = run["seconds"] / runs["sm-svm"]["seconds"]
