@@ -74,16 +74,20 @@ def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.nda
 def make_pq_index(dim: int, k_factor: int, train: np.ndarray):
     """4-bit codes of two dimensions each, scanned with SIMD lookups (faiss "fast scan"), then
     the best ``k_factor`` x k candidates re-ranked by their exact inner products; trained on
-    ``train``."""
-    if dim % 2 or len(train) < PQ_MIN_TRAIN:
+    ``train``. An odd dimension (e.g. fglab's embeddings plus an odd number of class
+    posteriors) gets a zero column first, which leaves every inner product as it was."""
+    if len(train) < PQ_MIN_TRAIN:
         raise ValueError(
-            f"a pq index needs an even dimension and >= {PQ_MIN_TRAIN} vectors to train; "
-            f"got dimension {dim} and {len(train)} vectors (use kind flat)"
+            f"a pq index needs >= {PQ_MIN_TRAIN} vectors to train; got {len(train)} vectors "
+            f"(use kind flat)"
         )
+    padded = dim + dim % 2
     index = faiss.IndexRefineFlat(
-        faiss.IndexPQFastScan(dim, dim // 2, 4, faiss.METRIC_INNER_PRODUCT)
+        faiss.IndexPQFastScan(padded, padded // 2, 4, faiss.METRIC_INNER_PRODUCT)
     )
     index.k_factor = k_factor
+    if padded != dim:
+        index = faiss.IndexPreTransform(faiss.RemapDimensionsTransform(dim, padded, True), index)
     index.train(np.ascontiguousarray(train, dtype=np.float32))
     return index
 

@@ -94,6 +94,18 @@ def test_pq_needs_enough_vectors_to_train():
         index.add(_items(50), _vectors(50))
 
 
+def test_pq_takes_an_odd_dimension_with_exact_scores(tmp_path):
+    x = _vectors(300, dim=17)
+    index = EmbeddingIndex(17, IndexSettings(kind="pq"))
+    index.add(_items(300), x)
+    index.save(tmp_path / "idx")
+    loaded = EmbeddingIndex.load(tmp_path / "idx")
+    hits = loaded.search(x[11], "image", 3)[0]
+    assert hits[0][0].id == "ima-11"
+    np.testing.assert_allclose([s for _, s in hits], [float(x[11] @ x[int(i.pair_id)])
+                                                       for i, _ in hits], rtol=1e-5)
+
+
 def test_auto_kind_is_pq_above_the_size_limit(monkeypatch):
     import fglab.index.vectors as vectors
 
