@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.cli.train import PAIRS_HELP
+from fglab.cli.train import PAIRS_HELP, add_view_arguments
 from fglab.evaluation.tables import EXACT_PAIR_HEADER, HEADER, exact_pair_row, method_row
 from fglab.experiments import reproduce
 from fglab.registry import method_names
@@ -34,15 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rerun", default="",
         help="comma-separated methods to rerun even if OUT/results.json has them (others reused)",
     )
-    parser.add_argument(
-        "--text-view", default=None,
-        help="give every method this text view (default text:tfidf for all; e.g. text:lda, "
-        "the literature's view of eng-wiki, for the methods that take any view)",
-    )
-    parser.add_argument(
-        "--image-view", default=None, help="give every method this image view (default: the "
-        "data set's, image:sift or image:efficientnet-lite0)",
-    )
+    add_view_arguments(parser, "every method")
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP + "; methods that "
                         "need categories (sm, scm, sm-svm, dscmr) are skipped")
     parser.set_defaults(func=run)

@@ -18,6 +18,20 @@ PAIRS_HELP = (
 )
 
 
+def add_view_arguments(parser: argparse.ArgumentParser, whom: str) -> None:
+    """``--text-view`` and ``--image-view``, giving ``whom`` (e.g. "every method") a view."""
+    parser.add_argument(
+        "--text-view", default=None,
+        help=f"give {whom} this text view (default text:tfidf; e.g. text:lda, the literature's "
+        "view of eng-wiki, for the methods that take any view)",
+    )
+    parser.add_argument(
+        "--image-view", default=None,
+        help=f"give {whom} this image view (default: the data set's, image:sift or "
+        "image:efficientnet-lite0)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one method and save it as a run")
     parser.add_argument(
@@ -32,14 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cca, pls: n_components; sm, scm, sm-svm: c); an option it does not have is an error",
     )
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP)
-    parser.add_argument(
-        "--text-view", default=None,
-        help="text view (default text:tfidf; e.g. text:lda where shipped, for the methods "
-        "that take any view)",
-    )
-    parser.add_argument(
-        "--image-view", default=None, help="image view (default: the data set's)"
-    )
+    add_view_arguments(parser, "the method")
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
     evaluate.add_argument("run", type=Path, help="run folder written by fglab train")

@@ -76,11 +76,10 @@ def semantic_weight_scores(
             lambda x: network.embed(network.image(x)),
             torch.from_numpy(np.asarray(validation.images, dtype=np.float32)),
         )
-        common = (images.float() @ network.scorer.fold(texts).float().T).float().numpy()
-        codes = network.semantic_codes(images), network.semantic_codes(texts)
-        semantic = (codes[0] @ codes[1].T).float().numpy()
+        common = (images @ network.scorer.fold(texts).T).float().numpy()  # bf16 under autocast
+        semantic = (network.semantic_codes(images) @ network.semantic_codes(texts).T).float()
     y = validation.labels
-    return {w: _validation_map(common + w * semantic, y) for w in SEMANTIC_WEIGHTS}
+    return {w: _validation_map(common + w * semantic.numpy(), y) for w in SEMANTIC_WEIGHTS}
 
 
 class FGLabMethod(RetrievalMethod):
@@ -141,6 +140,8 @@ class FGLabMethod(RetrievalMethod):
         weights = self._weights(self.similarity_, positive)
         first = self._fit_model(texts, images, labels, weights, validation, store)
         if self.config.model.semantic_weight is None:  # chosen with the epoch, on validation
+            # scored again for the kept epoch's weights (one pass): a resumed stage has no
+            # record of what its epochs' validation computed
             scores = semantic_weight_scores(first, validation)
             self.semantic_weight_scores_ = scores
             chosen = max(scores, key=scores.get)

@@ -16,6 +16,13 @@ class Killed(RuntimeError):
     pass
 
 
+def _small_split(train):
+    """Every fourth training pair, split into fitting and validation parts (seed 0)."""
+    small = train.subset(np.arange(0, len(train), 4))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    return small.subset(fit_rows), small.subset(val_rows)
+
+
 @pytest.mark.slow
 def test_a_few_epochs_on_eng_wiki_lower_the_loss(eng_wiki_features):
     train, _ = eng_wiki_features
@@ -118,10 +125,7 @@ def test_refit_trains_again_on_all_training_pairs_for_the_chosen_number_of_epoch
 def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
     tmp_path, eng_wiki_features
 ):
-    train, _ = eng_wiki_features
-    small = train.subset(np.arange(0, len(train), 4))
-    fit_rows, val_rows = validation_split(small.labels, 0)
-    fit, val = small.subset(fit_rows), small.subset(val_rows)
+    fit, val = _small_split(eng_wiki_features[0])
     config = FGLabConfig.from_dict(
         {
             **TINY_CONFIG,
@@ -204,10 +208,7 @@ def test_unknown_precision_and_score_dropout_are_refused():
 def test_semantic_term_adds_the_weighted_posterior_correlation_chosen_on_validation(
     tmp_path, eng_wiki_features
 ):
-    train, _ = eng_wiki_features
-    small = train.subset(np.arange(0, len(train), 4))
-    fit_rows, val_rows = validation_split(small.labels, 0)
-    fit, val = small.subset(fit_rows), small.subset(val_rows)
+    fit, val = _small_split(eng_wiki_features[0])
     config = FGLabConfig.from_dict(
         {**TINY_CONFIG, "labels": {"mode": "uniform"},
          "training": {**TINY_CONFIG["training"], "epochs": 2}}
