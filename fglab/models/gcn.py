@@ -99,11 +99,15 @@ class ChebConv(nn.Module):
         projected = (weight @ x.reshape(features, nodes * batch)).reshape(self.k, out, nodes, batch)
         # each y_k nodes-first for L~: (nodes, out * batch)
         y = [projected[k].transpose(0, 1).reshape(nodes, out * batch) for k in range(self.k)]
-        later = torch.zeros_like(y[0])  # b_(k+2)
-        current = torch.zeros_like(y[0])  # b_(k+1)
-        for k in range(self.k - 1, 0, -1):
-            current, later = y[k] + 2 * laplacian_mm(laplacian, current) - later, current
-        total = y[0] if self.k == 1 else y[0] + laplacian_mm(laplacian, current) - later
+        if self.k == 1:
+            return y[0].reshape(nodes, out, batch).transpose(0, 1)
+        # b_K = b_(K+1) = 0, so b_(K-1) = y_(K-1): start there (no sparse product of zeros)
+        current, later = y[self.k - 1], None  # b_(k+1), b_(k+2)
+        for k in range(self.k - 2, 0, -1):
+            step = y[k] + 2 * laplacian_mm(laplacian, current)
+            current, later = (step if later is None else step - later), current
+        total = y[0] + laplacian_mm(laplacian, current)
+        total = total if later is None else total - later
         return total.reshape(nodes, out, batch).transpose(0, 1)
 
 
