@@ -125,7 +125,7 @@ class SiameseTeacher:
 
         self.stages[stage] = train_stage(
             stage, net, step, validate, len(labels), cfg.training.siamese_epochs, cfg.training,
-            cfg.seed, self.store, self.on_epoch_end,
+            cfg.seed, self.store, self.on_epoch_end, warmup=cfg.training.siamese_warmup,
         )
         return net
 
