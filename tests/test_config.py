@@ -48,6 +48,7 @@ def test_the_siamese_teacher_is_refused_at_pair_level():
     [
         ({"training": {"lr": 0}}, "lr must be > 0"),
         ({"training": {"loss": "hinge"}}, "loss must be one of"),
+        ({"training": {"siamese_warmup": -1}}, "siamese_warmup must be >= 0"),
         ({"labels": {"teacher": "oracle"}}, "teacher must be one of"),
         ({"model": {"colour": 1}}, "unknown keys in config section 'model'"),
     ],
