@@ -111,6 +111,11 @@ class ChebConv(nn.Module):
         return total.reshape(nodes, out, batch).transpose(0, 1)
 
 
+#: Node signals (nodes x documents) per graph convolution pass: 64 documents on a 5,000-word
+#: graph. A training step's convolution ran ~25% faster than with 128 documents at once.
+CHUNK_SIGNALS = 320_000
+
+
 class GraphConvStack(nn.Module):
     """Chebyshev layers with ReLU on a fixed graph; input one signal value per node."""
 
@@ -125,7 +130,15 @@ class GraphConvStack(nn.Module):
 
     @torch.autocast("cpu", enabled=False)  # bfloat16 elementwise work on (nodes, batch,
     def forward(self, signal: torch.Tensor) -> torch.Tensor:  # filters) is slow on CPUs
-        """(batch, nodes) -> (batch, nodes * last filters), flattened for a dense layer."""
+        """(batch, nodes) -> (batch, nodes * last filters), flattened for a dense layer.
+        Documents are convolved in chunks whose (filters, nodes, documents) signals stay in
+        the CPU caches: every document's convolution is independent of the others."""
+        chunk = max(1, CHUNK_SIGNALS // self.n_nodes)
+        if len(signal) <= chunk:
+            return self._convolve(signal)
+        return torch.cat([self._convolve(part) for part in signal.split(chunk)])
+
+    def _convolve(self, signal: torch.Tensor) -> torch.Tensor:
         h = signal.float().T.unsqueeze(0)  # (1, nodes, batch)
         for layer in self.layers:
             h = torch.relu(layer(h, self.laplacian))

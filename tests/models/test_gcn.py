@@ -102,3 +102,19 @@ def test_narrowing_chebconv_matches_the_recurrence_on_the_input_width():
         grads = [torch.autograd.grad(y.square().sum(), (x, conv.weight)) for y in (narrow, wide)]
         for a, b in zip(*grads, strict=True):
             assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_documents_convolved_in_chunks_give_the_one_pass_values_and_gradients(monkeypatch):
+    import fglab.models.gcn as gcn
+
+    torch.manual_seed(2)
+    stack = GraphConvStack(_path_laplacian(6), (4, 1), 3)
+    signal = torch.rand(10, 6)
+    whole = stack(signal)
+    whole_grads = torch.autograd.grad(whole.square().sum(), list(stack.parameters()))
+    monkeypatch.setattr(gcn, "CHUNK_SIGNALS", 6 * 3)  # 3 documents per pass: 4 passes
+    chunked = stack(signal)
+    chunked_grads = torch.autograd.grad(chunked.square().sum(), list(stack.parameters()))
+    assert torch.allclose(chunked, whole, atol=1e-6)
+    for a, b in zip(chunked_grads, whole_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
