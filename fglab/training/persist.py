@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from scipy import sparse
 from fglab.config import FGLabConfig
 from fglab.io import atomic_write_bytes, atomic_write_text
 from fglab.models.siamese import CrossModalNetwork
+from fglab.training.loop import StageResult
 
 if TYPE_CHECKING:
     from fglab.training.fglab_method import FGLabMethod
@@ -35,7 +37,7 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         "n_image_landmarks": first.image.n_landmarks,
         "n_networks": len(method.networks_),
         "siamese_map": getattr(method, "siamese_map_", None),
-        "stages": {name: vars(stage) for name, stage in method.stages_.items()},
+        "stages": {name: _stage_record(stage) for name, stage in method.stages_.items()},
     }
     atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1))
     tensors = {
@@ -48,6 +50,12 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         tensors["graph.indices"] = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
         tensors["graph.values"] = torch.from_numpy(coo.data.astype(np.float64))
     atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(tensors))
+
+
+def _stage_record(stage: StageResult) -> dict:
+    """A stage as strict JSON: a stage without validation has no best score (not -Infinity)."""
+    best = stage.best_score if math.isfinite(stage.best_score) else None
+    return {**vars(stage), "best_score": best}
 
 
 def _prefix(member: int) -> str:

@@ -151,12 +151,18 @@ def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
         atol=1e-5,
     )
     method.save(tmp_path)
+    state = json.loads((tmp_path / "state.json").read_text(), parse_constant=_refuse)
+    assert state["stages"]["refit"]["best_score"] is None  # no validation, no -Infinity
     loaded = FGLabMethod.load(tmp_path)
     assert len(loaded.networks_) == 2
     np.testing.assert_allclose(
         loaded.similarity(val.images, val.texts), method.similarity(val.images, val.texts),
         atol=1e-6,
     )
+
+
+def _refuse(constant: str):
+    raise ValueError(f"not strict JSON: {constant}")
 
 
 def test_ensemble_must_have_a_network():
