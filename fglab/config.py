@@ -109,8 +109,9 @@ class TrainingConfig:
     epochs: int = 30
     siamese_epochs: int = 8
     # Siamese epochs trained before the first validation (each validation encodes every
-    # training text). Its validation MAP climbs steeply over the first epochs: epochs 0-3 were
-    # never chosen on eng-wiki or chinese-news (5 seeds each), so the choice is unchanged.
+    # training text). Its validation MAP climbs steeply over the first epochs: the earliest
+    # epoch chosen was 5 on eng-wiki and 6 on chinese-news (benchmarks/epoch_choice.py, 10
+    # seeds each), so skipping 0-3 leaves the choice unchanged.
     siamese_warmup: int = 4
     batch_size: int = 128
     # Adam's learning rate; null: CATEGORY_LR with categories, PAIR_LR at pair level (each
