@@ -53,9 +53,14 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
 
 
 def _stage_record(stage: StageResult) -> dict:
-    """A stage as strict JSON: a stage without validation has no best score (not -Infinity)."""
-    best = stage.best_score if math.isfinite(stage.best_score) else None
-    return {**vars(stage), "best_score": best}
+    """A stage as strict JSON: no -Infinity (a stage without validation has no best score)
+    and no NaN (the loss of an epoch whose batches were all skipped) but null."""
+    history = [{k: _finite_or_none(v) for k, v in entry.items()} for entry in stage.history]
+    return {**vars(stage), "history": history, "best_score": _finite_or_none(stage.best_score)}
+
+
+def _finite_or_none(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _prefix(member: int) -> str:

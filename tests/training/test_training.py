@@ -153,6 +153,10 @@ def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
     method.save(tmp_path)
     state = json.loads((tmp_path / "state.json").read_text(), parse_constant=_refuse)
     assert state["stages"]["refit"]["best_score"] is None  # no validation, no -Infinity
+    method.stages_["refit"].history[0]["loss"] = float("nan")  # an epoch without a batch
+    method.save(tmp_path)
+    state = json.loads((tmp_path / "state.json").read_text(), parse_constant=_refuse)
+    assert state["stages"]["refit"]["history"][0]["loss"] is None
     loaded = FGLabMethod.load(tmp_path)
     assert len(loaded.networks_) == 2
     np.testing.assert_allclose(
