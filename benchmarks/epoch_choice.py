@@ -25,6 +25,7 @@ from fglab.features.views import build_features, default_image_view
 from fglab.io import atomic_write_text
 from fglab.method import fit_method
 from fglab.training.fglab_method import FGLabMethod
+from fglab.training.loop import patience_spent
 
 
 def chosen(scores: list[float], patience: int) -> tuple[int, float]:
@@ -33,7 +34,7 @@ def chosen(scores: list[float], patience: int) -> tuple[int, float]:
     for epoch, score in enumerate(scores):
         if score > best:
             best_epoch, best = epoch, score
-        if epoch - best_epoch >= patience:
+        if patience_spent(epoch, best_epoch, patience):
             break
     return best_epoch, best
 

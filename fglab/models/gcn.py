@@ -101,13 +101,11 @@ class ChebConv(nn.Module):
         y = [projected[k].transpose(0, 1).reshape(nodes, out * batch) for k in range(self.k)]
         if self.k == 1:
             return y[0].reshape(nodes, out, batch).transpose(0, 1)
-        # b_K = b_(K+1) = 0, so b_(K-1) = y_(K-1): start there (no sparse product of zeros)
-        current, later = y[self.k - 1], None  # b_(k+1), b_(k+2)
+        # b_K = b_(K+1) = 0, so start at b_(K-1) = y_(K-1) (no sparse product of zeros)
+        current, later = y[self.k - 1], 0  # b_(k+1), b_(k+2)
         for k in range(self.k - 2, 0, -1):
-            step = y[k] + 2 * laplacian_mm(laplacian, current)
-            current, later = (step if later is None else step - later), current
-        total = y[0] + laplacian_mm(laplacian, current)
-        total = total if later is None else total - later
+            current, later = y[k] + 2 * laplacian_mm(laplacian, current) - later, current
+        total = y[0] + laplacian_mm(laplacian, current) - later
         return total.reshape(nodes, out, batch).transpose(0, 1)
 
 

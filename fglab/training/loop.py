@@ -34,6 +34,23 @@ class StageResult:
     best_score: float = -math.inf
     resumed_from: int | None = None  # the last finished epoch found in a checkpoint
 
+    def to_json(self) -> dict:
+        """The stage as strict JSON: null for a missing best score (no validation) and for the
+        loss of an epoch whose batches were all skipped."""
+        history = [{k: finite_or_none(v) for k, v in entry.items()} for entry in self.history]
+        return {**vars(self), "history": history, "best_score": finite_or_none(self.best_score)}
+
+
+def patience_spent(epoch: int, best_epoch: int, patience: int, first_validated: int = 0) -> bool:
+    """Whether ``patience`` epochs have passed since the best one (or since the warm-up ended,
+    before any epoch was validated) after ``epoch``: training stops there."""
+    return epoch - max(best_epoch, first_validated - 1) >= patience
+
+
+def finite_or_none(value: object) -> object:
+    """``value``, or None for a float that strict JSON cannot hold (NaN, infinities)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
 
 def _autocast(config: TrainingConfig) -> torch.autocast:
     """bfloat16 autocast where ``config.precision`` says so ("auto": where the CPU has native
@@ -111,8 +128,9 @@ def train_stage(
         elif score is not None and score > result.best_score:
             result.best_epoch, result.best_score = epoch, score
             best_state = copy.deepcopy(module.state_dict())
-        waited = epoch - max(result.best_epoch, first_validated - 1)
-        done = epoch + 1 == epochs or waited >= config.patience
+        done = epoch + 1 == epochs or patience_spent(
+            epoch, result.best_epoch, config.patience, first_validated
+        )
         if score is not None:
             shown = f"validation {score:.4f}"
         else:
@@ -126,7 +144,7 @@ def train_stage(
                 "done": done,
                 "history": result.history,
                 "best_epoch": result.best_epoch,
-                "best_score": result.best_score if result.best_score > -math.inf else None,
+                "best_score": finite_or_none(result.best_score),
             }
             store.save(stage, module.state_dict(), best_state, optimizer, meta)
         if on_epoch_end is not None:

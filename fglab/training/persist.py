@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,6 @@ from scipy import sparse
 from fglab.config import FGLabConfig
 from fglab.io import atomic_write_bytes, atomic_write_text
 from fglab.models.siamese import CrossModalNetwork
-from fglab.training.loop import StageResult
 
 if TYPE_CHECKING:
     from fglab.training.fglab_method import FGLabMethod
@@ -37,7 +35,7 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         "n_image_landmarks": first.image.n_landmarks,
         "n_networks": len(method.networks_),
         "siamese_map": getattr(method, "siamese_map_", None),
-        "stages": {name: _stage_record(stage) for name, stage in method.stages_.items()},
+        "stages": {name: stage.to_json() for name, stage in method.stages_.items()},
     }
     atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1))
     tensors = {
@@ -50,17 +48,6 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         tensors["graph.indices"] = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
         tensors["graph.values"] = torch.from_numpy(coo.data.astype(np.float64))
     atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(tensors))
-
-
-def _stage_record(stage: StageResult) -> dict:
-    """A stage as strict JSON: no -Infinity (a stage without validation has no best score)
-    and no NaN (the loss of an epoch whose batches were all skipped) but null."""
-    history = [{k: _finite_or_none(v) for k, v in entry.items()} for entry in stage.history]
-    return {**vars(stage), "history": history, "best_score": _finite_or_none(stage.best_score)}
-
-
-def _finite_or_none(value: object) -> object:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _prefix(member: int) -> str:

@@ -3,6 +3,8 @@ validation."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -40,8 +42,6 @@ def _train(
             raise Killed(stage)
 
     if store is not None and store.exists("model"):  # resuming: epochs continue after it
-        import json
-
         epoch_of["next"] = json.loads((store.directory / "model.json").read_text())["epoch"] + 1
     config = TrainingConfig(batch_size=8, lr=1e-2, precision="float32", patience=patience)
     result = train_stage(
