@@ -110,7 +110,8 @@ class ChebConv(nn.Module):
 
 
 #: Node signals (nodes x documents) per graph convolution pass: 64 documents on a 5,000-word
-#: graph. A training step's convolution ran ~25% faster than with 128 documents at once.
+#: graph. Encoding 512 eng-wiki texts took 0.59x the time of one pass; a training step's 128,
+#: level (benchmarks/step_kernels.py).
 CHUNK_SIGNALS = 320_000
 
 
