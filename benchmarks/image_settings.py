@@ -21,8 +21,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fglab.data.wikipedia import load_dataset
-from fglab.features.cache import FeatureCache
 from fglab.features.image import ImageExtractor, extract
+from fglab.features.store import FeatureStore
 from fglab.io import atomic_write_text
 
 SETTINGS = {
@@ -54,7 +54,7 @@ def main() -> None:
         extractor = SETTINGS[name]
         start = time.perf_counter()
         features, failures = extract(
-            split.image_paths, extractor, FeatureCache(extractor.cache_name)
+            split.image_paths, extractor, FeatureStore(extractor.cache_name)
         )
         seconds = time.perf_counter() - start
         mean, std = cv_accuracy(features, split.labels)

@@ -1,5 +1,13 @@
-"""``fglab features NAME [--view image:efficientnet-lite0]``: extract (and cache) a data set's
-image features, printing every image that failed with its id and reason."""
+"""``fglab features DATASET|manifest:PATH [--view V] [--ray ADDRESS]``: featurize a collection
+ahead of training into the feature store, printing every input that failed with its id and
+reason, and the rate at the end. A killed run keeps its finished shards: run it again and
+only the rest is computed. ``fglab train`` then reads the features from the store.
+
+The work is :func:`fglab.features.featurize.featurize`'s reader -> embedder -> writer: in
+this process by default, or with ``--ray`` the embedder on Ray Data workers, one model each
+(:mod:`fglab.cluster.features`); either way this process writes the store, with the models
+and decoding that training uses.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +15,122 @@ import argparse
 import time
 from pathlib import Path
 
-from fglab.data.wikipedia import load_dataset
-from fglab.features.image_views import IMAGE_VIEWS, extract_image_features
+from tqdm import tqdm
+
+from fglab.data.manifest import Manifest, is_manifest_spec, load_manifest
+from fglab.features.featurize import FEATURE_VIEWS, Featurized, featurize, view_kind, view_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("features", help="extract and cache image features")
-    parser.add_argument("name", help="data set name under the data root, or a folder")
+    parser = subparsers.add_parser(
+        "features", help="featurize a data set or manifest into the feature store"
+    )
+    parser.add_argument(
+        "name", help="data set name under the data root, a folder, or manifest:PATH"
+    )
     parser.add_argument(
         "--view", default="image:efficientnet-lite0",
-        help=f"image view, one of: {', '.join(IMAGE_VIEWS)} (default: image:efficientnet-lite0)",
+        help=f"feature view, one of: {', '.join(FEATURE_VIEWS)} "
+        "(default: image:efficientnet-lite0)",
     )
     parser.add_argument(
         "--cache-dir", type=Path, default=None,
-        help="feature cache (default: $FGLAB_CACHE/features, else ~/.cache/fglab/features)",
+        help="feature store (default: $FGLAB_CACHE/features, else ~/.cache/fglab/features)",
+    )
+    parser.add_argument(
+        "--ray", metavar="ADDRESS", default=None,
+        help='compute on the Ray cluster at ADDRESS (HOST:PORT, or auto); needs pip install -e '
+        '".[cluster]"; image files must be at the same path on every node',
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="with --ray: workers, one model and one CPU each (default: the cluster's CPUs)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = load_dataset(args.name, args.data_root, log_problems_found=False)  # printed below
-    if not dataset.has_images:
+    kind = view_kind(args.view)
+    groups, notes = _groups(args.name, args.data_root, kind)
+    for line in notes:
+        print(line)
+    compute = _in_process if args.ray is None else _on_ray(args)
+    total_failed = total = 0
+    for label, ids, inputs in groups:
+        start = time.perf_counter()
+        done = compute(args.view, inputs, args.cache_dir)
+        seconds = time.perf_counter() - start
+        for row, reason in done.failures.items():
+            print(f"[{label}] {ids[row]}: {reason}")
+        total_failed += len(done.failures)
+        total += len(inputs)
+        unit = "images" if kind == "image" else "texts"
+        print(
+            f"{label}: {len(inputs)} {unit} -> {done.dim}-d {args.view} in {seconds:.1f} s "
+            f"({len(inputs) / max(seconds, 1e-9):.0f} {unit}/s, {done.computed} computed), "
+            f"{len(done.failures)} failed"
+        )
+    store, _ = view_store(args.view, args.cache_dir)
+    print(f"{total} inputs, {total_failed} failed (zero features); store: {store.folder}")
+    return 0
+
+
+def _groups(name: str, data_root, kind: str) -> tuple[list[tuple[str, list, list]], list[str]]:
+    """(label, ids for reporting, inputs) per part of the collection, and lines to print
+    first (what the loader skipped)."""
+    if is_manifest_spec(name):
+        manifest: Manifest = load_manifest(name)
+        label = f"manifest:{manifest.path.name}"
+        rows = [m for m in manifest.items if (m.image_path if kind == "image" else m.text)]
+        if not rows:
+            raise ValueError(f"{label}: no row has {'an image' if kind == 'image' else 'a text'}")
+        ids = [f"row {m.row} (id {m.id})" for m in rows]
+        inputs = [m.image_path if kind == "image" else m.text for m in rows]
+        return [(label, ids, inputs)], [f"skipped by the loader: {p}" for p in manifest.problems]
+    from fglab.data.wikipedia import load_dataset
+
+    dataset = load_dataset(name, data_root, log_problems_found=False)  # printed below
+    if kind == "image" and not dataset.has_images:
         raise ValueError(f"data set {dataset.name!r} has no images/ folder to extract from")
     skipped = [p for p in dataset.problems if p.kind in ("missing_image", "unreadable_image")]
-    for problem in skipped:
-        print(f"skipped by the loader: {problem}")
-    total_failed = 0
+    notes = [f"skipped by the loader: {p}" for p in skipped]
+    groups = []
     for split in (dataset.train, dataset.test):
-        start = time.perf_counter()
-        features, failures = extract_image_features(
-            split.image_paths, args.view, args.cache_dir, progress=True
-        )
-        seconds = time.perf_counter() - start
-        for row, reason in failures.items():
-            print(f"[{split.name}] image {split.image_ids[row]} "
-                  f"(text {split.text_ids[row]}): {reason}")
-        total_failed += len(failures)
-        print(
-            f"{dataset.name} {split.name}: {len(split)} images -> {features.shape[1]}-d "
-            f"{args.view} in {seconds:.1f} s ({len(split) / max(seconds, 1e-9):.0f} images/s), "
-            f"{len(failures)} failed"
-        )
-    print(f"{len(skipped)} pairs skipped by the loader, {total_failed} images failed "
-          "(zero features)")
-    return 0
+        label = f"{dataset.name} {split.name}"
+        if kind == "image":
+            ids = [f"image {i} (text {t})" for i, t in zip(split.image_ids, split.text_ids,
+                                                           strict=True)]
+            groups.append((label, ids, list(split.image_paths)))
+        else:
+            groups.append((label, [f"text {t}" for t in split.text_ids], list(split.texts)))
+    return groups, notes
+
+
+def _in_process(view: str, inputs: list, cache_dir: Path | None) -> Featurized:
+    return _with_bar(view, inputs, cache_dir, None, "")
+
+
+def _on_ray(args: argparse.Namespace):
+    from fglab.cluster.backend import connect
+    from fglab.cluster.features import ray_engine
+
+    backend = connect(args.ray, workers=args.workers)
+    workers = args.workers or max(1, backend.cpus())
+
+    def engine(view, jobs, progress):
+        return ray_engine(view, jobs, workers, progress)
+
+    def compute(view: str, inputs: list, cache_dir: Path | None) -> Featurized:
+        return _with_bar(view, inputs, cache_dir, engine, f" on Ray ({workers} workers)")
+
+    return compute
+
+
+def _with_bar(view: str, inputs: list, cache_dir: Path | None, engine, where: str
+              ) -> Featurized:
+    with tqdm(desc=f"{view}{where}", unit="input") as bar:
+        def planned(jobs: int) -> None:
+            bar.total = jobs
+            bar.refresh()
+
+        return featurize(view, inputs, cache_dir, engine, progress=bar.update, on_plan=planned)

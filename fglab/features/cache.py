@@ -1,28 +1,34 @@
-"""On-disk cache of feature vectors, keyed by the content of the input and the extractor's name.
+"""Where features are stored, how inputs are keyed, and the per-file layout of earlier versions.
 
-One ``.npy`` file per key, under ``<root>/<extractor>/<2 hex>/<key>.npy``; ``root`` is
-``$FGLAB_CACHE/features`` when that variable is set, else ``~/.cache/fglab/features``. Writes are
-atomic (temporary file, then rename), so concurrent runs never read half a vector; an entry
-that cannot be read is treated as a miss and recomputed.
+Inputs are keyed by content: the SHA-256 of an image file's bytes or of a text's UTF-8 bytes,
+so the same image under another name is found. The vectors themselves live in
+:class:`fglab.features.store.FeatureStore`, under ``$FGLAB_CACHE/features`` when that variable
+is set, else ``~/.cache/fglab/features``.
+
+Earlier versions kept one ``.npy`` file per key, ``<root>/<extractor>/<2 hex>/<key>.npy``.
+:func:`migrate_legacy_files` moves such files into the store's shards once (the store calls
+it when opened) and removes them, so no later lookup walks per-item files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fglab.io import atomic_write
+if TYPE_CHECKING:
+    from fglab.features.store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
-_HASH_CHUNK = 1 << 20
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.@+-]")
+_LEGACY_DIR = re.compile(r"^[0-9a-f]{2}$")
+_LEGACY_FILE = re.compile(r"^([0-9a-f]{64})\.npy$")
 
 
 def default_cache_dir() -> Path:
@@ -33,7 +39,7 @@ def default_cache_dir() -> Path:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex): the same image under another name hits the cache."""
+    """SHA-256 of a file's bytes (hex): the same image under another name hits the store."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
@@ -43,43 +49,57 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class FeatureCache:
-    """Vectors of one extractor; ``extractor`` names the model and every setting that changes
-    its output (e.g. ``efficientnet-lite0@224-v1``), so a change of settings never hits."""
+def legacy_folders(folder: Path) -> list[Path]:
+    """The ``<2 hex>`` subfolders of an extractor's folder (the per-file layout)."""
+    try:
+        return sorted(Path(e.path) for e in os.scandir(folder)
+                      if e.is_dir() and _LEGACY_DIR.match(e.name))
+    except FileNotFoundError:
+        return []
 
-    def __init__(self, extractor: str, root: Path | None = None) -> None:
-        self.extractor = extractor
-        self.root = Path(root) if root is not None else default_cache_dir()
-        self.folder = self.root / _UNSAFE.sub("_", extractor)
 
-    def path(self, key: str) -> Path:
-        if not re.fullmatch(r"[0-9a-f]{16,}", key):
-            raise ValueError(f"cache key must be a hex digest, got {key!r}")
-        return self.folder / key[:2] / f"{key}.npy"
-
-    def get(self, key: str) -> np.ndarray | None:
-        """The cached vector, or None (absent or unreadable)."""
-        path = self.path(key)
-        if not path.is_file():
-            return None
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            logger.warning("feature cache: unreadable entry %s (%s); recomputing", path, error)
-            return None
-
-    def get_many(self, keys: Iterable[str | None]) -> list[np.ndarray | None]:
-        return [None if key is None else self.get(key) for key in keys]
-
-    def put(self, key: str, vector: np.ndarray) -> None:
-        array = np.ascontiguousarray(vector)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:  # a file object: np.save would append ".npy"
-                np.save(handle, array, allow_pickle=False)
-
-        atomic_write(self.path(key), write)
-
-    def put_many(self, keys: Iterable[str], vectors: Iterable[np.ndarray]) -> None:
-        for key, vector in zip(keys, vectors, strict=True):
-            self.put(key, vector)
+def migrate_legacy_files(store: FeatureStore) -> int:
+    """Move the per-file entries under ``store.folder`` into shards, then delete them (and
+    their emptied folders); unreadable or unusable entries are deleted with one warning (they
+    are recomputed when needed). Returns how many vectors moved. A shard that cannot be
+    written leaves the files in place for the next attempt."""
+    folders = legacy_folders(store.folder)
+    if not folders:
+        return 0
+    keys, vectors, files, bad = [], [], [], []
+    for sub in folders:
+        for entry in os.scandir(sub):
+            match = _LEGACY_FILE.match(entry.name)
+            if not match:
+                continue
+            files.append(Path(entry.path))
+            try:
+                vector = np.load(entry.path, allow_pickle=False)
+            except (OSError, ValueError) as error:
+                bad.append(f"{entry.path} ({error})")
+                continue
+            if vector.ndim != 1 or not np.isfinite(vector).all():
+                bad.append(f"{entry.path} (shape {vector.shape} or non-finite values)")
+                continue
+            keys.append(match.group(1))
+            vectors.append(vector.astype(np.float32))
+    if bad:
+        logger.warning("feature store %s: %d unusable per-file entries dropped (first: %s)",
+                       store.extractor, len(bad), bad[0])
+    by_dim: dict[int, list[int]] = {}
+    for i, vector in enumerate(vectors):
+        by_dim.setdefault(len(vector), []).append(i)
+    for rows in by_dim.values():
+        for start in range(0, len(rows), store.shard_rows):
+            chunk = rows[start : start + store.shard_rows]
+            if store.write_shard([keys[i] for i in chunk], np.vstack([vectors[i]
+                                                                      for i in chunk])) is None:
+                return 0  # not written: keep the files
+    for path in files:
+        path.unlink(missing_ok=True)
+    for sub in folders:
+        with contextlib.suppress(OSError):  # something else lives there: leave it
+            sub.rmdir()
+    logger.info("feature store %s: moved %d per-file vectors into shards", store.extractor,
+                len(keys))
+    return len(keys)

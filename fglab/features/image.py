@@ -1,5 +1,6 @@
 """Image features from pixels: EfficientNet-Lite0 (ImageNet weights), global-average-pooled
-1280-d vectors, extracted in batches on a DataLoader and cached by file content.
+1280-d vectors, extracted in batches on a DataLoader and stored by file content in the feature
+store (:mod:`fglab.features.store`).
 
 Decoding is the slow part on CPUs, so workers decode with Pillow's JPEG draft mode (the
 decoder skips detail at 1/2, 1/4 or 1/8 scale while staying above the input size) and the
@@ -26,7 +27,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch.utils.data import DataLoader, Dataset
 
-from fglab.features.cache import FeatureCache, file_digest
+from fglab.features.cache import file_digest
+from fglab.features.store import FeatureStore
 from fglab.hardware import fast_bfloat16
 
 logger = logging.getLogger(__name__)
@@ -216,14 +218,17 @@ def features_of_bytes(data: bytes, extractor: ImageExtractor) -> np.ndarray:
 def extract(
     paths: list[Path | None],
     extractor: ImageExtractor,
-    cache: FeatureCache | None = None,
+    cache: FeatureStore | None = None,
     progress: bool = False,
     batch_size: int = 32,
     num_workers: int = 2,
+    model: nn.Module | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """(n, dim) float32 features, zeros where a file failed, and {row: reason} for failures.
-    Rows whose file content is cached are read from ``cache``; the rest are computed (each
-    distinct content once) and written to it."""
+    Rows whose file content is in the store ``cache`` are read from it; the rest are computed
+    (each distinct content once, by ``model`` or a model loaded at the first decodable batch),
+    given to the store as each batch finishes and flushed to disk at the end (also when the
+    run stops on an error)."""
     features = np.zeros((len(paths), extractor.dim), dtype=np.float32)
     failures: dict[int, str] = {}
     keys: dict[int, str] = {}
@@ -233,23 +238,30 @@ def extract(
         except (OSError, TypeError) as error:
             failures[row] = f"missing file {path}" if path is None else f"unreadable: {error}"
     todo: dict[str, list[int]] = {}  # content key -> rows that share it
-    for row, key in keys.items():
-        cached = cache.get(key) if cache is not None else None
-        if cached is not None and cached.shape == (extractor.dim,):
+    found = cache.get_many(keys.values(), extractor.dim) if cache is not None else \
+        [None] * len(keys)
+    for (row, key), cached in zip(keys.items(), found, strict=True):
+        if cached is not None:
             features[row] = cached
         else:
             todo.setdefault(key, []).append(row)
     if todo:
         rows_of = {rows[0]: (key, rows) for key, rows in todo.items()}
-        batches = _run_model(paths, list(rows_of), extractor, progress, batch_size, num_workers)
-        for row, vector, reason in batches:  # stored as each batch finishes
-            key, rows = rows_of[row]
-            if vector is None:
-                failures.update(dict.fromkeys(rows, reason))
-                continue
-            features[rows] = vector
+        batches = _run_model(
+            paths, list(rows_of), extractor, progress, batch_size, num_workers, model
+        )
+        try:
+            for row, vector, reason in batches:  # given to the store as each batch finishes
+                key, rows = rows_of[row]
+                if vector is None:
+                    failures.update(dict.fromkeys(rows, reason))
+                    continue
+                features[rows] = vector
+                if cache is not None:
+                    cache.put(key, vector)
+        finally:
             if cache is not None:
-                cache.put(key, vector)
+                cache.flush()
     return features, dict(sorted(failures.items()))
 
 
@@ -260,12 +272,13 @@ def _run_model(
     progress: bool,
     batch_size: int,
     num_workers: int,
+    model: nn.Module | None = None,
 ) -> Iterator[tuple[int, np.ndarray | None, str]]:
     """(row, features or None, problem) for each of ``rows``, decoded in workers and run
     through the model in batches."""
     from tqdm import tqdm
 
-    model = None  # loaded at the first decodable batch: all-failed runs need none
+    # without a model, one is loaded at the first decodable batch: all-failed runs need none
     workers = num_workers if len(rows) > 2 * batch_size else 0  # spawning costs more than it saves
     loader = DataLoader(
         _ImageFiles(paths, rows, extractor), batch_size=batch_size, num_workers=workers,

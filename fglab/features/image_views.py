@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from fglab.data.wikipedia import Split
-from fglab.features.cache import FeatureCache
 from fglab.features.image import ImageExtractor, extract, features_of_bytes
+from fglab.features.store import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ def extract_image_features(
     progress: bool = False,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Features for every row (zeros where a file failed) and {row index: reason} for the
-    failures. Cached under ``cache_dir`` (default: ``$FGLAB_CACHE/features`` or
-    ``~/.cache/fglab/features``) by file content and extractor."""
+    failures. Stored in the feature store under ``cache_dir`` (default:
+    ``$FGLAB_CACHE/features`` or ``~/.cache/fglab/features``) by file content and extractor."""
     extractor = image_extractor(view)
-    cache = FeatureCache(extractor.cache_name, cache_dir)
+    cache = open_store(extractor.cache_name, cache_dir)
     return extract(list(paths), extractor, cache, progress=progress)
 
 

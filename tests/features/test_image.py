@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from fglab.data.wikipedia import Split
-from fglab.features.cache import FeatureCache
 from fglab.features.image import (
     ImageExtractor,
     ImageProblem,
@@ -19,6 +18,7 @@ from fglab.features.image_views import (
     extract_image_view,
     image_features_of_bytes,
 )
+from fglab.features.store import FeatureStore
 from tests.features.images_fixture import write_images
 
 SMALL = ImageExtractor(image_size=96, precision="float32")  # small inputs keep the test fast
@@ -35,7 +35,7 @@ def images(tmp_path_factory):
 @pytest.fixture(scope="module")
 def extracted(images, tmp_path_factory):
     names = GOOD + list(BAD)
-    cache = FeatureCache(SMALL.cache_name, tmp_path_factory.mktemp("cache"))
+    cache = FeatureStore(SMALL.cache_name, tmp_path_factory.mktemp("cache"))
     features, failures = extract([images[n] for n in names], SMALL, cache, batch_size=4)
     return names, features, failures
 
@@ -88,7 +88,7 @@ def test_public_view_and_split_logging(images, tmp_path, caplog, monkeypatch):
     features, failures = extract_image_features(paths, "image:efficientnet-lite0")
     assert features.shape == (3, 1280) and sorted(failures) == [1, 2]
     assert features[0].any()
-    assert len(list((tmp_path / "home-cache" / "features").rglob("*.npy"))) == 1  # $FGLAB_CACHE
+    assert len(list((tmp_path / "home-cache" / "features").rglob("*.arrow"))) == 1  # $FGLAB_CACHE
     split = Split("test", ["t1", "t2", "t3"], ["img-a", "img-b", "img-c"], np.zeros(3, int),
                   ["x"] * 3, ["x"] * 3, paths)
     with caplog.at_level(logging.WARNING):

