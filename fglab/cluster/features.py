@@ -22,11 +22,12 @@ def ray_engine(view: str, jobs: list[dict], workers: int,
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # fglab shows its own
-    dataset = ray.data.from_items(jobs, override_num_blocks=max(1, len(jobs) // BATCH))
+    batch = max(1, min(BATCH, -(-len(jobs) // workers)))  # a few jobs still reach every worker
+    dataset = ray.data.from_items(jobs, override_num_blocks=-(-len(jobs) // batch))
     featurized = dataset.map_batches(
         Featurizer,
         fn_constructor_args=(view,),
-        batch_size=BATCH,
+        batch_size=batch,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
