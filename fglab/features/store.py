@@ -11,8 +11,9 @@ share a file: a shard is written whole to a temporary file and renamed into plac
 write leaves the old state), and concurrent writers (several processes, Ray workers) only add
 files. Finished shards survive a killed run, so featurization resumes where it stopped.
 
-Opening a store reads the key columns only (memory-mapped, 32 bytes a vector) into one sorted
-array: a lookup of a batch of keys is a binary search, never a file per item. A shard's
+Opening a store reads the key columns only (32 bytes a vector; no file stays open) into one
+array sorted by key: a lookup of a batch of keys is a vectorized binary search, never a file
+per item. A shard's
 checksum is verified the first time its vectors are read; one that fails (or cannot be
 parsed) is reported in one warning naming the file, renamed to ``*.corrupt`` and treated as
 missing, so its vectors are recomputed. Every vector read back is checked (shape, finite
@@ -82,26 +83,29 @@ def encode_shard(keys: Sequence[str], vectors: np.ndarray, extractor: str) -> by
 
 
 class _Shard:
-    """One shard file: its keys now, its vectors (checksum verified) on first use."""
+    """One shard file: its keys, copied out at opening (the file is memory-mapped only while
+    it is read, so thousands of shards hold no open files), and its vectors on demand."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
-        key_type = self.table.schema.field("key").type
-        vector_type = self.table.schema.field("vector").type
-        if key_type != pa.binary(KEY_BYTES) or not pa.types.is_fixed_size_list(vector_type):
-            raise ValueError(f"unexpected columns {self.table.schema}")
-        keys = self.table.column("key").combine_chunks()
-        self.keys = np.frombuffer(keys.buffers()[1], dtype=f"S{KEY_BYTES}",
-                                  count=len(keys), offset=keys.offset * KEY_BYTES)
+        with pa.memory_map(str(path), "r") as source:
+            table = pa.ipc.open_file(source).read_all()
+            key_type = table.schema.field("key").type
+            vector_type = table.schema.field("vector").type
+            if key_type != pa.binary(KEY_BYTES) or not pa.types.is_fixed_size_list(vector_type):
+                raise ValueError(f"unexpected columns {table.schema}")
+            keys = table.column("key").combine_chunks()
+            self.keys = np.frombuffer(keys.buffers()[1], dtype=f"S{KEY_BYTES}",
+                                      count=len(keys), offset=keys.offset * KEY_BYTES).copy()
         self.dim = vector_type.list_size
-        self.verified = False
+        self.verified = False  # checksum checked at the first read of its vectors
 
-    def vectors(self) -> np.ndarray:
-        """(rows, dim) float32, read-only (a view of the memory-mapped file)."""
-        column = self.table.column("vector").combine_chunks()
-        flat = column.flatten().to_numpy(zero_copy_only=False)
-        return flat.reshape(len(column), self.dim)
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), dim) float32 copies of these rows."""
+        with pa.memory_map(str(self.path), "r") as source:
+            column = pa.ipc.open_file(source).read_all().column("vector").combine_chunks()
+            flat = column.flatten().to_numpy(zero_copy_only=False)
+            return np.array(flat.reshape(len(column), self.dim)[rows], dtype=np.float32)
 
     def checksum_ok(self) -> bool:
         with open(self.path, "rb") as handle:
@@ -127,7 +131,8 @@ class FeatureStore:
         self.flush_seconds = flush_seconds
         self._shards: dict[str, _Shard] = {}  # file name -> shard
         self._names: list[str] = []  # shard numbers of the lookup
-        self._sorted = np.zeros(0, dtype=f"S{KEY_BYTES}")
+        self._prefix = np.zeros(0, dtype=np.uint64)  # keys' first 8 bytes, sorted
+        self._sorted = np.zeros(0, dtype=f"S{KEY_BYTES}")  # the keys, in the same order
         self._shard_of = np.zeros(0, dtype=np.int32)
         self._row_of = np.zeros(0, dtype=np.int64)
         self._pending: dict[str, np.ndarray] = {}
@@ -145,27 +150,57 @@ class FeatureStore:
                            if _SHARD_NAME.match(e.name))
         except FileNotFoundError:
             names = []
-        new = [n for n in names if n not in self._shards and n not in self._skipped]
-        for name in new:
+        opened = []
+        for name in names:
+            if name in self._shards or name in self._skipped:
+                continue
             path = self.shard_dir / name
             try:
                 self._shards[name] = _Shard(path)
-            except FileNotFoundError:  # compacted or quarantined by another process
+            except FileNotFoundError:  # quarantined by another process meanwhile
                 continue
             except (OSError, ValueError, KeyError, pa.ArrowException) as error:
                 self._quarantine(path, f"cannot be read ({type(error).__name__}: {error})")
-        if new:
-            self._rebuild()
+                continue
+            opened.append(name)
+        if opened:
+            self._merge(opened)
+
+    def _merge(self, names: list[str]) -> None:
+        """Add shards' keys to the lookup, sorted by their first 8 bytes: a few new keys are
+        inserted (a copy, not a sort, so many small shards stay cheap), many are sorted in."""
+        start = len(self._names)
+        self._names += names
+        parts = [self._shards[n].keys for n in names]
+        keys = np.concatenate(parts)
+        shard_of = np.repeat(np.arange(start, start + len(parts), dtype=np.int32),
+                             [len(p) for p in parts])
+        row_of = np.concatenate([np.arange(len(p), dtype=np.int64) for p in parts])
+        prefix = _prefixes(keys)
+        if len(keys) * 16 < len(self._prefix):
+            order = np.argsort(prefix, kind="stable")
+            at = np.searchsorted(self._prefix, prefix[order])
+            self._prefix = np.insert(self._prefix, at, prefix[order])
+            self._sorted = np.insert(self._sorted, at, keys[order])
+            self._shard_of = np.insert(self._shard_of, at, shard_of[order])
+            self._row_of = np.insert(self._row_of, at, row_of[order])
+            return
+        prefix = np.concatenate([self._prefix, prefix])
+        order = np.argsort(prefix, kind="stable")
+        self._prefix = prefix[order]
+        self._sorted = np.concatenate([self._sorted, keys])[order]
+        self._shard_of = np.concatenate([self._shard_of, shard_of])[order]
+        self._row_of = np.concatenate([self._row_of, row_of])[order]
 
     def _rebuild(self) -> None:
-        self._names = list(self._shards)
-        parts = [self._shards[n].keys for n in self._names]
-        keys = np.concatenate(parts) if parts else np.zeros(0, dtype=f"S{KEY_BYTES}")
-        shard_of = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
-        row_of = np.concatenate([np.arange(len(p)) for p in parts]) if parts else \
-            np.zeros(0, dtype=np.int64)
-        order = np.argsort(keys, kind="stable")
-        self._sorted, self._shard_of, self._row_of = keys[order], shard_of[order], row_of[order]
+        """The lookup from the shards still held (after one was dropped)."""
+        self._names = []
+        self._prefix = np.zeros(0, dtype=np.uint64)
+        self._sorted = np.zeros(0, dtype=f"S{KEY_BYTES}")
+        self._shard_of = np.zeros(0, dtype=np.int32)
+        self._row_of = np.zeros(0, dtype=np.int64)
+        if self._shards:
+            self._merge(list(self._shards))
 
     def _quarantine(self, path: Path, why: str) -> None:
         logger.warning("feature store %s: shard %s %s; its vectors are treated as missing and "
@@ -180,10 +215,18 @@ class FeatureStore:
         wanted = np.array([key_bytes(k) for k in keys], dtype=f"S{KEY_BYTES}")
         shard = np.full(len(wanted), -1, dtype=np.int64)
         row = np.full(len(wanted), -1, dtype=np.int64)
-        if len(self._sorted) and len(wanted):
-            at = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
-            found = self._sorted[at] == wanted
-            shard[found], row[found] = self._shard_of[at[found]], self._row_of[at[found]]
+        if not len(self._sorted) or not len(wanted):
+            return shard, row
+        prefix = _prefixes(wanted)
+        at = np.minimum(np.searchsorted(self._prefix, prefix), len(self._sorted) - 1)
+        found = self._sorted[at] == wanted
+        # keys sharing their first 8 bytes with another (about 1 in 10^7 pairs at 1M keys)
+        for i in np.flatnonzero(~found & (self._prefix[at] == prefix)):
+            end = np.searchsorted(self._prefix, prefix[i], side="right")
+            match = np.flatnonzero(self._sorted[at[i] : end] == wanted[i])
+            if len(match):
+                at[i], found[i] = at[i] + match[0], True
+        shard[found], row[found] = self._shard_of[at[found]], self._row_of[at[found]]
         return shard, row
 
     def __len__(self) -> int:
@@ -208,9 +251,14 @@ class FeatureStore:
         self.refresh()
         out: list[np.ndarray | None] = [None] * len(keys)
         asked = [i for i, k in enumerate(keys) if k is not None and k not in self._pending]
+        bad: list[str] = []
         for i, key in enumerate(keys):
             if key is not None and key in self._pending:
-                out[i] = self._pending[key].copy()
+                why = vector_problem(self._pending[key], dim)
+                if why:
+                    bad.append(f"item {key}: {why}")
+                else:
+                    out[i] = self._pending[key].copy()
         for _ in range(2):  # again once if a shard failed: its keys may be in another one
             if not asked:
                 break
@@ -222,13 +270,24 @@ class FeatureStore:
                 if vectors is None:
                     failed = True
                     continue
-                for j, vector in zip(chosen, vectors, strict=True):
-                    out[asked[j]] = vector
+                usable = np.isfinite(vectors).all(axis=1) & (dim is None or
+                                                             vectors.shape[1] == dim)
+                for j, vector, ok in zip(chosen, vectors, usable, strict=True):
+                    if ok:
+                        out[asked[j]] = vector
+                    else:
+                        why = vector_problem(vector, dim)
+                        bad.append(f"item {keys[asked[j]]} in {names[number]}: {why}")
             if not failed:
                 break
             self._rebuild()
             asked = [i for i in asked if out[i] is None]
-        return self._checked(keys, out, dim)
+        for line in bad[:_MAX_ITEM_WARNINGS]:
+            logger.warning("feature store %s: %s; recomputing", self.extractor, line)
+        if len(bad) > _MAX_ITEM_WARNINGS:
+            logger.warning("feature store %s: %d more bad vectors; recomputing them",
+                           self.extractor, len(bad) - _MAX_ITEM_WARNINGS)
+        return out
 
     def missing(self, keys: Sequence[str], dim: int | None = None, chunk: int = 8192
                 ) -> list[str]:
@@ -254,27 +313,10 @@ class FeatureStore:
                 return None
             shard.verified = True
         try:
-            return np.array(shard.vectors()[rows], dtype=np.float32)
+            return shard.vectors(rows)
         except (OSError, ValueError, pa.ArrowException) as error:
             self._quarantine(shard.path, f"cannot be read ({error})")
             return None
-
-    def _checked(self, keys: list, out: list, dim: int | None) -> list[np.ndarray | None]:
-        bad = 0
-        for i, vector in enumerate(out):
-            if vector is None:
-                continue
-            why = vector_problem(vector, dim)
-            if why:
-                bad += 1
-                if bad <= _MAX_ITEM_WARNINGS:
-                    logger.warning("feature store %s: item %s: %s; recomputing",
-                                   self.extractor, keys[i], why)
-                out[i] = None
-        if bad > _MAX_ITEM_WARNINGS:
-            logger.warning("feature store %s: %d more bad vectors; recomputing them",
-                           self.extractor, bad - _MAX_ITEM_WARNINGS)
-        return out
 
     # -- writing ------------------------------------------------------------------------
 
@@ -332,6 +374,12 @@ class FeatureStore:
 
     def __exit__(self, *exc) -> None:
         self.flush()
+
+
+def _prefixes(keys: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each 32-byte key as a big-endian integer (sorts as the bytes)."""
+    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(-1, KEY_BYTES)[:, :8]
+    return np.ascontiguousarray(raw).view(">u8").ravel().astype(np.uint64)
 
 
 def vector_problem(vector: np.ndarray, dim: int | None) -> str:

@@ -274,3 +274,32 @@ def test_per_file_entries_of_earlier_versions_are_migrated_once(tmp_path, caplog
     assert not list(folder.rglob("*.npy")) and len(shard_files(folder)) == 1
     assert "1 unusable per-file entries" in caplog.text
     assert [d.name for d in folder.iterdir()] == ["shards"]  # the old folders are gone
+
+
+def test_lookup_over_many_small_shards_matches_a_dict(tmp_path):
+    rng = np.random.default_rng(1)
+    reference: dict[str, np.ndarray] = {}
+    store = FeatureStore("model@1", tmp_path)
+    for shard in range(40):  # shards of 1 to 30 vectors, each merged into the lookup
+        keys = keys_of(int(rng.integers(1, 30)), f"shard{shard}-")
+        vectors = rng.normal(size=(len(keys), 3)).astype(np.float32)
+        store.write_shard(keys, vectors)
+        reference.update(zip(keys, vectors, strict=True))
+    asked = list(rng.permutation(list(reference)))[:200] + keys_of(5, "absent")
+    found = FeatureStore("model@1", tmp_path).get_many(asked, dim=3)
+    for key, vector in zip(asked, found, strict=True):
+        if key in reference:
+            np.testing.assert_array_equal(vector, reference[key])
+        else:
+            assert vector is None
+    assert len(store) == len(reference)
+    assert store.missing(asked, dim=3) == keys_of(5, "absent")
+
+
+def test_keys_sharing_their_first_bytes_are_told_apart(tmp_path):
+    keys = ["00" * 8 + k[16:] for k in keys_of(6)]  # one 8-byte prefix for all
+    store = FeatureStore("model@1", tmp_path)
+    store.write_shard(keys[:3], np.arange(6, dtype=np.float32).reshape(3, 2))
+    store.write_shard(keys[3:5], np.arange(6, 10, dtype=np.float32).reshape(2, 2))
+    found = FeatureStore("model@1", tmp_path).get_many(keys, dim=2)
+    assert [None if v is None else float(v[0]) for v in found] == [0, 2, 4, 6, 8, None]
