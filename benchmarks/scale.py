@@ -199,7 +199,7 @@ def markdown(rows: list[dict]) -> str:
         stages = row.get("stages") or {}
         lines.append("| " + " | ".join([
             f"{row['size']:,}", row["labels"], _fmt(row["featurize_s"]),
-            _fmt(row["images_per_s"], 0), _fmt(stages.get("teacher")),
+            _fmt(row["images_per_s"]), _fmt(stages.get("teacher")),
             _fmt(stages.get("model")), _fmt(stages.get("validation")),
             _fmt(stages.get("refit")), _fmt(row["index_s"]), _fmt(row["train_s"]),
             _fmt(row["train_s"] / row["size"] * 1000, 2), _fmt(row["train_peak_rss_gb"], 2),
