@@ -103,6 +103,7 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         "cross-fitted, weights 1 + 3 x hardness",
     ),
     "sentence": ({"labels": {"teacher": "sentence"}}, "pretrained sentence-embedding teacher"),
+    "tfidf": ({"labels": {"teacher": "tfidf"}}, "tf-idf cosine teacher (no model, no training)"),
     "bernoulli-float32": (
         {"model": {"score_dropout": "bernoulli"}, "training": {"precision": "float32"}},
         "as siamese, a Bernoulli mask per pair and dimension, float32 (the earlier training)",

@@ -15,7 +15,7 @@ IMAGE_BRANCHES = ("auto", "kernel", "mlp")
 #: Widest image features the "auto" image branch maps through the RBF kernel.
 KERNEL_MAX_FEATURES = 256
 LABEL_MODES = ("uniform", "continuous", "binned")
-TEACHERS = ("auto", "siamese", "sentence")
+TEACHERS = ("auto", "siamese", "sentence", "tfidf")
 SCORE_DROPOUTS = ("gaussian", "bernoulli")
 PRECISIONS = ("auto", "float32", "bfloat16")
 LOSSES = ("pairwise", "contrastive")
@@ -189,7 +189,8 @@ class LabelConfig:
     teacher_folds: int = 1
     # "siamese": the siamese text network, trained on the categories, grades pairs;
     # "sentence": the cosine of pretrained sentence embeddings (MiniLM for English,
-    # multilingual e5 otherwise), no training; "auto": siamese with categories, sentence at
+    # multilingual e5 otherwise), no training; "tfidf": the cosine of the texts' tf-idf rows
+    # (no model, no training: free at any size); "auto": siamese with categories, sentence at
     # pair level (no categories: the siamese network has no positive text pairs to learn).
     teacher: str = "auto"
 

@@ -7,6 +7,8 @@ sort), so results never depend on the sort algorithm.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 RECALL_LEVELS = np.linspace(0.0, 1.0, 11)
@@ -142,3 +144,22 @@ def recall_at_k(scores: np.ndarray, k: int) -> float:
 def median_rank(scores: np.ndarray) -> float:
     """Median over queries of the exact partner's 1-based rank."""
     return float(np.median(partner_ranks(scores)))
+
+
+def blocked_average_precisions(
+    scores_of: Callable[[np.ndarray], np.ndarray],
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    block: int = 1024,
+) -> np.ndarray:
+    """:func:`average_precisions` of every query, with the scores computed and ranked
+    ``block`` query rows at a time (``scores_of(rows)`` gives their (len(rows), n_gallery)
+    scores): memory O(block x gallery) instead of O(queries x gallery)."""
+    query_labels = np.asarray(query_labels)
+    n = len(query_labels)
+    parts = [
+        average_precisions(scores_of(np.arange(start, min(start + block, n))),
+                           query_labels[start : start + block], gallery_labels)
+        for start in range(0, n, block)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)

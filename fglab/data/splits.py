@@ -23,3 +23,24 @@ def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndar
 def is_pair_level(labels: np.ndarray) -> bool:
     """True when every label occurs once: each pair is its own class (no categories)."""
     return len(np.unique(labels)) == len(labels)
+
+
+#: Validation pairs that model selection scores at most (a seeded sample beyond), and
+#: training texts the teacher's text->text validation ranks at most: selection's time and
+#: memory do not grow with the collection.
+VALIDATION_BOUND = 5000
+GALLERY_BOUND = 20000
+
+
+def bounded_sample(labels: np.ndarray, bound: int, seed: int) -> np.ndarray:
+    """Sorted rows of at most ``bound`` of ``labels``: all of them up to ``bound``, else a
+    seeded sample, stratified by category where every category can keep a row."""
+    rows = np.arange(len(labels))
+    if len(labels) <= bound:
+        return rows
+    stratify = None
+    if not is_pair_level(labels) and len(np.unique(labels)) <= bound:
+        _, counts = np.unique(labels, return_counts=True)
+        stratify = labels if counts.min() >= 2 else None
+    kept, _ = train_test_split(rows, train_size=bound, random_state=seed, stratify=stratify)
+    return np.sort(kept)

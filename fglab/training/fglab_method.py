@@ -15,19 +15,24 @@ from scipy import sparse
 
 from fglab.config import SEMANTIC_WEIGHTS, FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
-from fglab.data.splits import is_pair_level, validation_split
+from fglab.data.splits import (
+    VALIDATION_BOUND,
+    bounded_sample,
+    is_pair_level,
+    validation_split,
+)
 from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
-from fglab.hardware import fast_bfloat16
-from fglab.labels import pair_weights
+from fglab.hardware import fast_bfloat16, set_fit_threads
+from fglab.labels import TextGrades
 from fglab.losses import weighted_contrastive_loss, weighted_pairwise_similarity_loss
 from fglab.method import ReportContext, RetrievalMethod
-from fglab.metrics import mean_average_precision
+from fglab.metrics import blocked_average_precisions
 from fglab.models.siamese import CrossModalNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
-from fglab.training.teachers import SiameseTeacher, sentence_similarities
-from fglab.training.tensors import batched, dense_tensor
+from fglab.training.teachers import SiameseTeacher, sentence_grades, tfidf_grades
+from fglab.training.tensors import FeatureRows, batched
 
 logger = logging.getLogger(__name__)
 MEMBER_SEED_STEP = 1000  # ensemble member k initializes from seed + 1 + k * this
@@ -46,22 +51,34 @@ def _encode_images(networks: list[CrossModalNetwork], images: np.ndarray) -> np.
 
 
 def _encode_texts(networks: list[CrossModalNetwork], texts) -> np.ndarray:
-    x = dense_tensor(texts)
+    x = FeatureRows(texts)
     for network in networks:
         network.eval()
     encoded = [batched(network.encode_texts, x).numpy() for network in networks]
     return np.hstack(encoded) / len(networks)
 
 
-def _similarity(networks: list[CrossModalNetwork], images: np.ndarray, texts) -> np.ndarray:
-    return _encode_images(networks, images) @ _encode_texts(networks, texts).T
+def _validation_map(
+    images: np.ndarray, texts: np.ndarray, labels: np.ndarray,
+    semantic: tuple[np.ndarray, np.ndarray] | None = None, weight: float = 0.0,
+) -> float:
+    """Average MAP@all of both directions of the scores images @ texts.T (plus ``weight``
+    times the inner products of the ``semantic`` codes of images and texts), ranked in
+    blocks of queries: memory O(block x validation pairs)."""
 
+    def scores(queries, gallery, query_codes, gallery_codes):
+        def of(rows: np.ndarray) -> np.ndarray:
+            block = queries[rows] @ gallery.T
+            if weight:
+                block = block + weight * (query_codes[rows] @ gallery_codes.T)
+            return block
 
-def _validation_map(sim: np.ndarray, labels: np.ndarray) -> float:
-    """Average MAP@all of both directions; ``sim`` is (images, texts)."""
-    return (
-        mean_average_precision(sim, labels, labels) + mean_average_precision(sim.T, labels, labels)
-    ) / 2
+        return of
+
+    codes = semantic or (None, None)
+    img2txt = blocked_average_precisions(scores(images, texts, *codes), labels, labels)
+    txt2img = blocked_average_precisions(scores(texts, images, *codes[::-1]), labels, labels)
+    return float((img2txt.mean() + txt2img.mean()) / 2)
 
 
 def semantic_weight_scores(
@@ -71,15 +88,15 @@ def semantic_weight_scores(
     correlation of the class posteriors (the network needs its classifier)."""
     network.eval()
     with torch.inference_mode():
-        texts = batched(lambda x: network.embed(network.text(x)), dense_tensor(validation.texts))
+        texts = batched(lambda x: network.embed(network.text(x)), FeatureRows(validation.texts))
         images = batched(
             lambda x: network.embed(network.image(x)),
             torch.from_numpy(np.asarray(validation.images, dtype=np.float32)),
         )
-        common = (images @ network.scorer.fold(texts).T).float().numpy()  # bf16 under autocast
-        semantic = (network.semantic_codes(images) @ network.semantic_codes(texts).T).float()
-    y = validation.labels
-    return {w: _validation_map(common + w * semantic.numpy(), y) for w in SEMANTIC_WEIGHTS}
+        folded = network.scorer.fold(texts).float().numpy()  # bf16 under autocast
+        codes = (network.semantic_codes(images).numpy(), network.semantic_codes(texts).numpy())
+    images, y = images.numpy(), validation.labels
+    return {w: _validation_map(images, folded, y, codes, w) for w in SEMANTIC_WEIGHTS}
 
 
 class FGLabMethod(RetrievalMethod):
@@ -102,7 +119,7 @@ class FGLabMethod(RetrievalMethod):
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, train: FeatureSet, validation: FeatureSet | None = None) -> FGLabMethod:
-        torch.set_num_threads(min(2, torch.get_num_threads()))
+        set_fit_threads()
         if train.vocabulary is None:
             raise ValueError("fglab needs a bag-of-words text view (text:tfidf) with a vocabulary")
         if validation is None:
@@ -115,34 +132,28 @@ class FGLabMethod(RetrievalMethod):
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
         store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
         refit = self.config.training.refit
-        texts, images = dense_tensor(train.texts), torch.from_numpy(train.images.astype(np.float32))
+        texts, images = FeatureRows(train.texts), torch.from_numpy(train.images.astype(np.float32))
         labels = np.asarray(train.labels)
-        n_fit = len(labels)
+        # Model selection scores a bounded, seeded sample of the validation part: its time
+        # and memory do not grow with the collection (all of it up to VALIDATION_BOUND).
+        scored = validation.subset(
+            bounded_sample(validation.labels, VALIDATION_BOUND, self.config.seed)
+        )
         # With refit the teacher also grades the validation texts, which the final model
         # trains on; it still learns from the fitting part only.
-        extra = dense_tensor(validation.texts) if refit else texts[:0]
+        extra = FeatureRows(validation.texts) if refit else texts.subset(np.arange(0))
         self.stages_: dict[str, StageResult] = {}
-        self.similarity_ = None
-        self.siamese_map_ = None  # the teacher's validation text->text MAP
-        if self.config.labels.mode != "uniform" and self.config.labels.teacher == "sentence":
-            self.similarity_, self.siamese_map_ = sentence_similarities(
-                train, validation, refit, pair_level
-            )
-        elif self.config.labels.mode != "uniform":
-            teacher = SiameseTeacher(
-                self.config, self._n_words(), self.laplacian_, self.stages_, store,
-                self.on_epoch_end,
-            )
-            self.similarity_, self.siamese_map_ = teacher.similarities(
-                texts, labels, validation, extra
-            )
-        positive = labels[:, None] == labels[None, :]
-        weights = self._weights(self.similarity_, positive)
-        first = self._fit_model(texts, images, labels, weights, validation, store)
+        self.timings_: dict[str, float] = {}
+        started = time.perf_counter()
+        self.grades_, self.siamese_map_ = self._teacher(
+            train, validation, scored, texts, labels, extra, pair_level, store
+        )
+        self.timings_["teacher"] = time.perf_counter() - started
+        first = self._fit_model(texts, images, labels, scored, store)
         if self.config.model.semantic_weight is None:  # chosen with the epoch, on validation
             # scored again for the kept epoch's weights (one pass): a resumed stage has no
             # record of what its epochs' validation computed
-            scores = semantic_weight_scores(first, validation)
+            scores = semantic_weight_scores(first, scored)
             self.semantic_weight_scores_ = scores
             chosen = max(scores, key=scores.get)
             model = replace(self.config.model, semantic_weight=chosen)
@@ -152,39 +163,42 @@ class FGLabMethod(RetrievalMethod):
         members = self.config.training.ensemble
         tokens = train.tokens
         if refit:  # the epoch count is chosen; train again on all training pairs
-            texts = torch.cat([texts, extra])
+            texts = texts.concat(extra)
             images = torch.cat([images, torch.from_numpy(validation.images.astype(np.float32))])
             labels = np.concatenate([labels, validation.labels])
-            positive = labels[:, None] == labels[None, :]
-            weights = self._weights(self.similarity_, positive)
             self.networks_ = [
-                self._fit_model(
-                    texts, images, labels, weights, None, store, epochs, _stage("refit", k), k
-                )
+                self._fit_model(texts, images, labels, None, store, epochs, _stage("refit", k), k)
                 for k in range(members)
             ]
             tokens = (train.tokens or []) + (validation.tokens or [])
         else:
             self.networks_ = [first] + [
-                self._fit_model(
-                    texts, images, labels, weights, None, store, epochs, _stage("model", k), k
-                )
+                self._fit_model(texts, images, labels, None, store, epochs, _stage("model", k), k)
                 for k in range(1, members)
             ]
-            if self.similarity_ is not None:
-                self.similarity_ = self.similarity_[:n_fit, :n_fit]
-        self.report_data_ = {"labels": labels, "tokens": tokens, "positive": positive}
+        self.report_data_ = {"labels": labels, "tokens": tokens}
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def _weights(self, h: np.ndarray | None, positive: np.ndarray) -> torch.Tensor | None:
-        """Loss weights of the pairs among the first ``len(positive)`` texts of ``h`` (None:
-        uniform labels)."""
-        if h is None:
-            return None
-        n = len(positive)
-        weights = pair_weights(h[:n, :n], positive, self.config.labels)
-        return torch.from_numpy(weights.astype(np.float32))
+    def _teacher(
+        self, train: FeatureSet, validation: FeatureSet, scored: FeatureSet,
+        texts: FeatureRows, labels: np.ndarray, extra: FeatureRows, pair_level: bool,
+        store: CheckpointStore | None,
+    ) -> tuple[TextGrades | None, float | None]:
+        """The grades of the training texts (then the ``extra`` ones) by the configured
+        teacher, and its validation text->text MAP (None for uniform labels: no grades)."""
+        labels_config, seed = self.config.labels, self.config.seed
+        graded_too = validation if len(extra) else None
+        if labels_config.mode == "uniform":
+            return None, None
+        if labels_config.teacher == "sentence":
+            return sentence_grades(train, scored, graded_too, pair_level, seed)
+        if labels_config.teacher == "tfidf":
+            return tfidf_grades(train, scored, graded_too, pair_level, seed)
+        teacher = SiameseTeacher(
+            self.config, self._n_words(), self.laplacian_, self.stages_, store, self.on_epoch_end
+        )
+        return teacher.grades(texts, labels, scored, extra)
 
     def _split(self, train: FeatureSet) -> tuple[FeatureSet, FeatureSet]:
         fit_rows, val_rows = validation_split(train.labels, self.config.seed)
@@ -199,10 +213,9 @@ class FGLabMethod(RetrievalMethod):
 
     def _fit_model(
         self,
-        texts,
-        images,
-        labels,
-        weights,
+        texts: FeatureRows,
+        images: torch.Tensor,
+        labels: np.ndarray,
         validation: FeatureSet | None,
         store,
         epochs: int | None = None,
@@ -210,7 +223,9 @@ class FGLabMethod(RetrievalMethod):
         member: int = 0,
     ) -> CrossModalNetwork:
         """Train one cross-modal network (ensemble ``member`` k starts from its own
-        initialization); without ``validation`` for exactly ``epochs``."""
+        initialization) on the first ``len(labels)`` graded texts; without ``validation``
+        for exactly ``epochs``. Positives and loss weights come per batch, from its labels
+        and the teacher's grades of its b x b pairs."""
         cfg = self.config
         torch.manual_seed(cfg.seed + 1 + MEMBER_SEED_STEP * member)
         n_classes = int(labels.max()) + 1 if cfg.training.class_weight else 0
@@ -222,15 +237,19 @@ class FGLabMethod(RetrievalMethod):
         network.image.fit_input_map(images.numpy(), cfg.seed)
         with torch.no_grad():
             image_inputs = network.image.fixed_input(images)
-        same = torch.from_numpy(labels[:, None] == labels[None, :])
+        grades, label_config = self.grades_, cfg.labels
 
         def step(rows: np.ndarray) -> torch.Tensor | None:
-            pos = same[rows][:, rows]
+            pos = torch.from_numpy(labels[rows][:, None] == labels[rows][None, :])
             if pos.all():
                 return None
             t, v, scores = network.from_image_inputs(texts[rows], image_inputs[rows])
             scores = scores.float()
-            w = weights[rows][:, rows] if weights is not None else None
+            w = None
+            if grades is not None:
+                w = torch.from_numpy(
+                    grades.batch_weights(rows, labels, label_config).astype(np.float32)
+                )
             if cfg.training.loss == "contrastive":
                 loss = weighted_contrastive_loss(scores, pos, w, cfg.training.temperature)
             else:
@@ -249,7 +268,9 @@ class FGLabMethod(RetrievalMethod):
             if network.classifier is not None and cfg.model.semantic_weight is None:
                 return max(semantic_weight_scores(network, validation).values())
             return _validation_map(
-                _similarity([network], validation.images, validation.texts), validation.labels
+                _encode_images([network], validation.images),
+                _encode_texts([network], validation.texts),
+                validation.labels,
             )
 
         self.stages_[stage] = train_stage(

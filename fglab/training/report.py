@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from fglab.training.fglab_method import FGLabMethod
 
 N_HARDEST = 5
+#: Texts whose pairs the report grades: all of them up to this many, else a seeded sample
+#: (the statistics then describe the pairs among the sample: 9M pairs at most).
+REPORT_TEXTS = 3000
 
 
 def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportContext) -> None:
@@ -25,12 +28,19 @@ def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportCon
     out_dir.mkdir(parents=True, exist_ok=True)
     config = method.config.labels
     summary: dict = {"label_mode": config.mode, "strength": config.strength}
-    if method.similarity_ is None:
+    if method.grades_ is None:
         summary["note"] = "uniform labels: no siamese network was trained"
         atomic_write_text(out_dir / "hardness.json", json.dumps(summary, indent=2))
         return
     data = method.report_data_
-    h, positive = method.similarity_, data["positive"]
+    n = len(data["labels"])
+    sample = np.arange(n)
+    if n > REPORT_TEXTS:
+        rng = np.random.default_rng(method.config.seed)
+        sample = np.sort(rng.choice(n, REPORT_TEXTS, replace=False))
+    h = method.grades_.block(sample, sample)
+    sampled_labels = data["labels"][sample]
+    positive = sampled_labels[:, None] == sampled_labels[None, :]
     off = ~np.eye(len(h), dtype=bool)
     labels = similarity_labels(h, config)
     teachers = [stage for name, stage in method.stages_.items() if name.startswith("siamese")]
@@ -40,6 +50,8 @@ def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportCon
         siamese_text2text_map_validation=method.siamese_map_,
         siamese_networks=len(teachers),
         siamese_best_epochs=[stage.best_epoch for stage in teachers],
+        graded_texts=n,
+        sampled_texts=len(sample),  # the pairs below are those among these texts
         positive_pairs=int((positive & off).sum()),  # 0 at pair level: a pair's only match
         negative_pairs=int((~positive).sum()),
         mean_label_positive=_mean(labels[positive & off]),
@@ -53,8 +65,12 @@ def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportCon
     )
     atomic_write_text(out_dir / "hardness.json", json.dumps(summary, indent=2))
     _plot_histograms(labels[positive & off], labels[~positive], out_dir / "label_histograms.png")
-    rows = _context_rows(data["tokens"], method.vocabulary_, method.language_, context)
-    text = _hardest_pairs_text(h, positive & off, ~positive, data["labels"], rows, context)
+    tokens = data["tokens"]
+    sampled_tokens = [tokens[i] for i in sample] if tokens is not None else None
+    rows = _context_rows(sampled_tokens, method.vocabulary_, method.language_, context)
+    text = _hardest_pairs_text(
+        h, positive & off, ~positive, sampled_labels, rows, context, sample
+    )
     atomic_write_text(out_dir / "hardest_pairs.txt", text)
 
 
@@ -94,16 +110,21 @@ def _context_rows(
     return [index.get(tuple(w for w in doc if w in vocab)) for doc in tokens]
 
 
-def _describe(i: int, rows: list[int | None], labels: np.ndarray, context: ReportContext) -> str:
+def _describe(
+    i: int, rows: list[int | None], labels: np.ndarray, context: ReportContext,
+    training_rows: np.ndarray,
+) -> str:
     category = context.categories[labels[i]] if labels[i] < len(context.categories) else labels[i]
     row = rows[i] if i < len(rows) else None
     if row is None:
-        return f"[{category}] (training row {i})"
+        return f"[{category}] (training row {training_rows[i]})"
     snippet = " ".join(context.texts[row].split())[:160]
     return f"[{category}] text {context.text_ids[row]} / image {context.image_ids[row]}: {snippet}"
 
 
-def _hardest_pairs_text(h, pos_mask, neg_mask, labels, rows, context: ReportContext) -> str:
+def _hardest_pairs_text(
+    h, pos_mask, neg_mask, labels, rows, context: ReportContext, training_rows: np.ndarray
+) -> str:
     lines = ["Hardest pairs by the teacher's text similarity h (scaled to [0, 1]).", ""]
     sections = [
         ("Hardest positives (same category, least similar texts)", pos_mask, 1.0),
@@ -120,7 +141,7 @@ def _hardest_pairs_text(h, pos_mask, neg_mask, labels, rows, context: ReportCont
         for flat in order:
             i, j = np.unravel_index(flat, h.shape)
             lines.append(f"  h = {h[i, j]:.3f}")
-            lines.append("    " + _describe(i, rows, labels, context))
-            lines.append("    " + _describe(j, rows, labels, context))
+            lines.append("    " + _describe(i, rows, labels, context, training_rows))
+            lines.append("    " + _describe(j, rows, labels, context, training_rows))
         lines.append("")
     return "\n".join(lines)

@@ -1,7 +1,9 @@
-"""The teachers behind fglab's fine-grained labels: scaled text-text similarities h in [0, 1]
-over the training texts, from a siamese text network trained on the categories (the paper)
-or from pretrained sentence embeddings (no training; the choice at pair level, where there
-are no categories to learn from)."""
+"""The teachers behind fglab's fine-grained labels: grades h in [0, 1] of the pairs of training
+texts, from a siamese text network trained on the categories (the paper), from pretrained
+sentence embeddings, or from the cosine of the texts' tf-idf rows (no training, no model).
+
+A teacher keeps one vector per text (:class:`fglab.labels.TextGrades`) and grades a block of
+pairs when asked, so no n x n array is ever held."""
 
 from __future__ import annotations
 
@@ -13,38 +15,73 @@ from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
 
 from fglab.config import FGLabConfig
+from fglab.data.splits import GALLERY_BOUND, bounded_sample
 from fglab.features.featureset import FeatureSet
-from fglab.labels import scale_similarities
+from fglab.labels import CosineSimilarity, ScaledSimilarity, TextGrades
 from fglab.losses import weighted_pairwise_similarity_loss
-from fglab.metrics import mean_average_precision
+from fglab.metrics import blocked_average_precisions
 from fglab.models.siamese import SiameseTextNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
-from fglab.training.tensors import batched, dense_tensor
+from fglab.training.tensors import FeatureRows, batched
 
 
-def sentence_similarities(
-    train: FeatureSet, validation: FeatureSet, with_validation: bool, pair_level: bool
-) -> tuple[np.ndarray, float | None]:
+def text_to_text_map(
+    queries: np.ndarray, gallery: np.ndarray, query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+) -> float:
+    """MAP@all of text->text retrieval by inner products, ranked in blocks of queries."""
+    aps = blocked_average_precisions(
+        lambda rows: queries[rows] @ gallery.T, query_labels, gallery_labels
+    )
+    return float(aps.mean())
+
+
+def sentence_grades(
+    train: FeatureSet, scored: FeatureSet, extra: FeatureSet | None, pair_level: bool,
+    seed: int = 0,
+) -> tuple[TextGrades, float | None]:
     """Scaled cosines of pretrained sentence embeddings (MiniLM for English, multilingual e5
-    otherwise) of the raw training texts, then the validation texts ``with_validation``; and
-    the teacher's text->text MAP of the validation texts against the training texts (None at
-    pair level, where no other text is relevant)."""
+    otherwise) of the raw training texts, then the ``extra`` texts; and the teacher's
+    text->text MAP of the ``scored`` validation texts against (at most GALLERY_BOUND of) the
+    training texts (None at pair level, where no other text is relevant)."""
     from fglab.features.sentence import embed_texts
 
-    if train.documents is None or validation.documents is None:
+    sets = [train, scored] + ([extra] if extra is not None else [])
+    if any(part.documents is None for part in sets):
         raise ValueError("the sentence teacher needs the raw texts (FeatureSet.documents)")
     view = "text:minilm" if train.language == "en" else "text:e5"
     embedded = embed_texts(train.documents, view, progress=True)
-    queries = embed_texts(validation.documents, view, progress=True)
-    text_map = (
-        None
-        if pair_level
-        else mean_average_precision(queries @ embedded.T, validation.labels, train.labels)
-    )
-    if with_validation:
-        embedded = np.vstack([embedded, queries])
-    return scale_similarities(embedded @ embedded.T), text_map
+    text_map = None
+    if not pair_level:
+        queries = embed_texts(scored.documents, view, progress=True)
+        gallery = bounded_sample(train.labels, GALLERY_BOUND, seed)
+        text_map = text_to_text_map(
+            queries, embedded[gallery], scored.labels, train.labels[gallery]
+        )
+    if extra is not None:
+        embedded = np.vstack([embedded, embed_texts(extra.documents, view, progress=True)])
+    return TextGrades([ScaledSimilarity.fit(embedded, seed=seed)]), text_map
+
+
+def tfidf_grades(
+    train: FeatureSet, scored: FeatureSet, extra: FeatureSet | None, pair_level: bool,
+    seed: int = 0,
+) -> tuple[TextGrades, float | None]:
+    """Cosines of the texts' tf-idf rows (the text view itself: nothing to embed or train),
+    and the text->text MAP as :func:`sentence_grades` gives it."""
+    rows = sparse.csr_matrix(train.texts, dtype=np.float64)
+    text_map = None
+    if not pair_level:
+        queries = sparse.csr_matrix(scored.texts, dtype=np.float64)
+        gallery = rows[bounded_sample(train.labels, GALLERY_BOUND, seed)].T.tocsc()
+        gallery_labels = train.labels[bounded_sample(train.labels, GALLERY_BOUND, seed)]
+        text_map = float(blocked_average_precisions(
+            lambda r: (queries[r] @ gallery).toarray(), scored.labels, gallery_labels
+        ).mean())
+    if extra is not None:
+        rows = sparse.vstack([rows, sparse.csr_matrix(extra.texts, dtype=np.float64)]).tocsr()
+    return TextGrades([CosineSimilarity(rows)]), text_map
 
 
 @dataclass
@@ -60,12 +97,13 @@ class SiameseTeacher:
     store: CheckpointStore | None = None
     on_epoch_end: EpochHook | None = None
 
-    def similarities(
-        self, texts: torch.Tensor, labels: np.ndarray, validation: FeatureSet,
-        extra: torch.Tensor,
-    ) -> tuple[np.ndarray, float]:
-        """Scaled text-text similarities h over ``texts`` followed by the ``extra`` texts,
-        which no network sees, and the teacher's validation text->text MAP.
+    def grades(
+        self, texts: FeatureRows, labels: np.ndarray, validation: FeatureSet,
+        extra: FeatureRows,
+    ) -> tuple[TextGrades, float]:
+        """Grades of the pairs of ``texts`` followed by the ``extra`` texts, which no network
+        sees, and the teacher's validation text->text MAP (``validation`` is the scored
+        sample of the validation part).
 
         With ``teacher_folds`` = 1 one network is trained on all training texts and grades
         them (as in the paper). With K > 1 the texts are split into K folds and network k is
@@ -74,44 +112,44 @@ class SiameseTeacher:
         reflects how a network that never saw it places it.
         """
         folds = self.config.labels.teacher_folds
-        all_texts = torch.cat([texts, extra])
+        all_texts = texts.concat(extra)
+        seed = self.config.seed
         if folds <= 1:
             net = self._train(texts, labels, np.arange(len(labels)), validation, "siamese")
-            return scale_similarities(_scores(net, all_texts)), self.stages["siamese"].best_score
+            grades = TextGrades([_similarity(net, all_texts, seed)])
+            return grades, self.stages["siamese"].best_score
         fold_of = np.full(len(all_texts), -1)  # -1: the extra texts, which no network sees
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
         for k, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
             fold_of[held_out] = k
-        total = np.zeros((len(all_texts), len(all_texts)))
-        count = np.zeros((len(all_texts), 1))
-        scores = []
+        teachers, scores = [], []
         for k in range(folds):
             stage = f"siamese-{k + 1}of{folds}"
             seen = np.flatnonzero(fold_of[: len(labels)] != k)
             net = self._train(texts, labels, seen, validation, stage)
             scores.append(self.stages[stage].best_score)
-            unseen = (fold_of == k) | (fold_of == -1)
-            total[unseen] += scale_similarities(_scores(net, all_texts))[unseen]
-            count[unseen] += 1
-        by_first = total / count  # (i, j) graded by the networks that did not see i
-        return (by_first + by_first.T) / 2, float(np.mean(scores))  # ... and not j
+            teachers.append(_similarity(net, all_texts, seed))
+        graded_by = (fold_of[:, None] == np.arange(folds)[None, :]) | (fold_of[:, None] == -1)
+        return TextGrades(teachers, graded_by), float(np.mean(scores))
 
     def _train(
-        self, texts, labels, rows: np.ndarray, validation: FeatureSet, stage: str
+        self, texts: FeatureRows, labels, rows: np.ndarray, validation: FeatureSet, stage: str
     ) -> SiameseTextNetwork:
         """One siamese network trained on the training texts ``rows``, its epoch chosen by
-        text->text MAP of the validation texts against those texts."""
+        text->text MAP of the validation texts against (at most GALLERY_BOUND of) those
+        texts."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
         net = SiameseTextNetwork(self.n_words, cfg.model, self.laplacian)
-        texts, labels = texts[rows], labels[rows]
-        same = torch.from_numpy(labels[:, None] == labels[None, :])
-        val_texts = dense_tensor(validation.texts)
+        texts, labels = texts.subset(rows), labels[rows]
+        val_texts = FeatureRows(validation.texts)
+        gallery = bounded_sample(labels, GALLERY_BOUND, cfg.seed)
+        gallery_texts = texts.subset(gallery)
 
         def step(batch: np.ndarray) -> torch.Tensor | None:
             scores = net.all_pairs(texts[batch]).float()
             off = ~torch.eye(len(batch), dtype=torch.bool)
-            pos = same[batch][:, batch]
+            pos = torch.from_numpy(labels[batch][:, None] == labels[batch][None, :])
             if not (pos & off).any() or (pos & off).sum() == off.sum():
                 return None
             return weighted_pairwise_similarity_loss(
@@ -120,8 +158,10 @@ class SiameseTeacher:
 
         def validate() -> float:
             query = batched(lambda x: net.scorer.fold(net.embed(x)), val_texts).numpy()
-            gallery = batched(net.embed, texts).numpy()
-            return mean_average_precision(query @ gallery.T, validation.labels, labels)
+            return text_to_text_map(
+                query, batched(net.embed, gallery_texts).numpy(), validation.labels,
+                labels[gallery],
+            )
 
         self.stages[stage] = train_stage(
             stage, net, step, validate, len(labels), cfg.training.siamese_epochs, cfg.training,
@@ -130,6 +170,8 @@ class SiameseTeacher:
         return net
 
 
-def _scores(net: SiameseTextNetwork, texts: torch.Tensor) -> np.ndarray:
+def _similarity(net: SiameseTextNetwork, texts: FeatureRows, seed: int) -> ScaledSimilarity:
     embedded = batched(net.embed, texts)
-    return (net.scorer.fold(embedded) @ embedded.T).detach().numpy()
+    with torch.no_grad():
+        queries = net.scorer.fold(embedded).numpy()
+    return ScaledSimilarity.fit(queries, embedded.numpy(), seed)

@@ -17,9 +17,43 @@ def dense_tensor(features) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
-def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+class FeatureRows:
+    """A feature matrix kept as given, sparse tf-idf staying sparse (never a dense
+    n x vocabulary array): indexing with rows or a slice densifies just those rows into a
+    float32 tensor, one batch at a time."""
+
+    def __init__(self, features) -> None:
+        if isinstance(features, FeatureRows):
+            features = features.matrix
+        if sparse.issparse(features):
+            self.matrix = sparse.csr_matrix(features, dtype=np.float32)
+        else:
+            self.matrix = np.asarray(features, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return self.matrix.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    def __getitem__(self, rows) -> torch.Tensor:
+        return dense_tensor(self.matrix[rows])
+
+    def subset(self, rows: np.ndarray) -> FeatureRows:
+        return FeatureRows(self.matrix[rows])
+
+    def concat(self, other: FeatureRows) -> FeatureRows:
+        if sparse.issparse(self.matrix):
+            return FeatureRows(sparse.vstack([self.matrix, sparse.csr_matrix(other.matrix)]))
+        return FeatureRows(np.vstack([self.matrix, np.asarray(other.matrix)]))
+
+
+def batched(
+    fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor | FeatureRows
+) -> torch.Tensor:
     """``fn`` over rows of ``x`` in batches, without gradients; float32 even under the
-    training loop's bfloat16 autocast."""
+    training loop's bfloat16 autocast. ``x`` may be FeatureRows (densified per batch)."""
     with torch.no_grad():
         parts = [fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)]
         return torch.cat(parts).float()

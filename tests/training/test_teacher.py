@@ -52,7 +52,7 @@ def test_sentence_teacher_grades_pairs_by_pretrained_sentence_similarity(tmp_pat
         }
     )
     method = FGLabMethod(config).fit(train, validation)
-    h = method.similarity_
+    h = method.grades_.block(np.arange(8), np.arange(8))
     assert "siamese" not in method.stages_  # nothing trained for the teacher
     assert h.shape == (8, 8)  # the refit trains on the validation texts too
     assert h.min() == 0.0 and h.max() == 1.0

@@ -97,7 +97,8 @@ def test_cross_fitted_teacher_trains_a_network_per_fold_and_grades_every_pair(
     assert set(method.stages_) == {"siamese-1of2", "siamese-2of2", "model"}
     folds = [method.stages_[f"siamese-{k}of2"].best_score for k in (1, 2)]
     assert method.siamese_map_ == pytest.approx(np.mean(folds))
-    h = method.similarity_
+    everything = np.arange(len(method.grades_))
+    h = method.grades_.block(everything, everything)
     assert h.shape == (len(fit_rows), len(fit_rows))
     assert h.min() >= 0 and h.max() <= 1
     np.testing.assert_allclose(h, h.T, atol=1e-5)
@@ -118,8 +119,9 @@ def test_refit_trains_again_on_all_training_pairs_for_the_chosen_number_of_epoch
     assert [row["epoch"] for row in method.stages_["refit"].history] == list(range(chosen + 1))
     # the teacher graded the validation texts too: the refit trained on every training pair
     n = len(fit_rows) + len(val_rows)
-    assert method.similarity_.shape == (n, n) and len(method.report_data_["labels"]) == n
-    np.testing.assert_allclose(method.similarity_, method.similarity_.T, atol=1e-5)
+    assert len(method.grades_) == n and len(method.report_data_["labels"]) == n
+    h = method.grades_.block(np.arange(n), np.arange(n))
+    np.testing.assert_allclose(h, h.T, atol=1e-5)
 
 
 def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
