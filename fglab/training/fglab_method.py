@@ -150,6 +150,7 @@ class FGLabMethod(RetrievalMethod):
         )
         self.timings_["teacher"] = time.perf_counter() - started
         first = self._fit_model(texts, images, labels, scored, store)
+        started = time.perf_counter()
         if self.config.model.semantic_weight is None:  # chosen with the epoch, on validation
             # scored again for the kept epoch's weights (one pass): a resumed stage has no
             # record of what its epochs' validation computed
@@ -159,6 +160,7 @@ class FGLabMethod(RetrievalMethod):
             model = replace(self.config.model, semantic_weight=chosen)
             self.config = replace(self.config, model=model)
             first.semantic_weight = chosen
+        self.timings_["semantic_weight"] = time.perf_counter() - started
         epochs = self.stages_["model"].best_epoch + 1
         members = self.config.training.ensemble
         tokens = train.tokens
@@ -178,7 +180,23 @@ class FGLabMethod(RetrievalMethod):
             ]
         self.report_data_ = {"labels": labels, "tokens": tokens}
         self.fit_seconds_ = time.perf_counter() - start
+        self.timings_.update(self._stage_timings())
         return self
+
+    def _stage_timings(self) -> dict[str, float]:
+        """Seconds per part of the fit, from the stages' records: the first model (its
+        validation apart), the refit or further members, and the model's validation scoring
+        (the siamese teacher's counts as the teacher's)."""
+        stages = self.stages_
+        model = stages["model"]
+        validation = model.validation_seconds
+        further = [s for name, s in stages.items() if name.startswith(("refit", "model-"))]
+        return {
+            "model": model.seconds - model.validation_seconds,
+            "refit": sum(stage.seconds for stage in further),
+            "validation": validation + self.timings_.get("semantic_weight", 0.0),
+            "total": self.fit_seconds_,
+        }
 
     def _teacher(
         self, train: FeatureSet, validation: FeatureSet, scored: FeatureSet,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,8 @@ class StageResult:
     best_epoch: int = -1
     best_score: float = -math.inf
     resumed_from: int | None = None  # the last finished epoch found in a checkpoint
+    seconds: float = 0.0  # wall time of the stage's epochs, validation included
+    validation_seconds: float = 0.0  # of which scoring the validation pairs
 
     def to_json(self) -> dict:
         """The stage as strict JSON: null for a missing best score (no validation) and for the
@@ -97,6 +100,8 @@ def train_stage(
         model_state, best_state, optim_tensors, meta = store.load(stage)
         module.load_state_dict(best_state if meta["done"] else model_state)
         result.history, result.best_epoch = meta["history"], meta["best_epoch"]
+        result.seconds = meta.get("seconds", 0.0)
+        result.validation_seconds = meta.get("validation_seconds", 0.0)
         if meta["best_score"] is not None:
             result.best_score = meta["best_score"]
         if meta["done"]:
@@ -116,12 +121,16 @@ def train_stage(
     first_validated = min(warmup, epochs - 1)
     bar = tqdm(range(start, epochs), desc=stage, unit="epoch", leave=False, disable=None)
     for epoch in bar:
+        started = time.perf_counter()
         loss = _run_epoch(stage, module, optimizer, step, n_rows, epoch, config, seed)
         module.eval()
         score = None
         if validate is not None and epoch >= first_validated:
+            validation_started = time.perf_counter()
             with torch.inference_mode(), _autocast(config):
                 score = float(validate())
+            result.validation_seconds += time.perf_counter() - validation_started
+        result.seconds += time.perf_counter() - started
         result.history.append({"epoch": epoch, "loss": loss, "validation": score})
         if validate is None:  # the number of epochs was chosen before: the last one counts
             result.best_epoch, best_state = epoch, module.state_dict()
@@ -145,6 +154,8 @@ def train_stage(
                 "history": result.history,
                 "best_epoch": result.best_epoch,
                 "best_score": finite_or_none(result.best_score),
+                "seconds": result.seconds,
+                "validation_seconds": result.validation_seconds,
             }
             store.save(stage, module.state_dict(), best_state, optimizer, meta)
         if on_epoch_end is not None:

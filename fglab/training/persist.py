@@ -36,6 +36,7 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         "n_networks": len(method.networks_),
         "siamese_map": getattr(method, "siamese_map_", None),
         "stages": {name: stage.to_json() for name, stage in method.stages_.items()},
+        "timings": getattr(method, "timings_", {}),
     }
     atomic_write_text(directory / STATE_FILE, json.dumps(state, indent=1))
     tensors = {
@@ -63,6 +64,7 @@ def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
     state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
     method.vocabulary_, method.language_ = state["vocabulary"], state["language"]
     method.siamese_map_ = state["siamese_map"]
+    method.timings_ = state.get("timings", {})
     with safe_open(directory / WEIGHTS_FILE, framework="pt") as handle:
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     n = len(method.vocabulary_)

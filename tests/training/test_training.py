@@ -155,6 +155,16 @@ def test_ensemble_averages_its_networks_scores_and_survives_save_and_load(
     method.save(tmp_path)
     state = json.loads((tmp_path / "state.json").read_text(), parse_constant=_refuse)
     assert state["stages"]["refit"]["best_score"] is None  # no validation, no -Infinity
+    # where the fit's time went, by part: the parts lie within the whole
+    timings, stages = state["timings"], state["stages"]
+    assert set(timings) >= {"teacher", "model", "validation", "refit", "total"}
+    assert all(value >= 0 for value in timings.values())
+    assert timings["refit"] == pytest.approx(
+        stages["refit"]["seconds"] + stages["refit-2"]["seconds"]
+    )
+    assert stages["model"]["validation_seconds"] > 0 and stages["refit"]["validation_seconds"] == 0
+    parts = timings["teacher"] + timings["model"] + timings["validation"] + timings["refit"]
+    assert parts <= timings["total"] + 1e-6
     method.stages_["refit"].history[0]["loss"] = float("nan")  # an epoch without a batch
     method.save(tmp_path)
     state = json.loads((tmp_path / "state.json").read_text(), parse_constant=_refuse)
