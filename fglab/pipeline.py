@@ -203,17 +203,21 @@ def train_pipeline(
     pairs: bool = False,
     image_view: str | None = None,
     text_view: str | None = None,
+    fit_check: bool = True,
 ) -> tuple[RetrievalPipeline, dict]:
     """Fit ``method_name`` on the training split of a data set or ``manifest:PATH`` (selection
     on a validation part of it), save the pipeline into ``run_dir`` and return it with its
     test scores. ``pairs`` (implied by a manifest without labels): each pair is its own
     class. Views: the named ones, else the defaults of ``fglab reproduce``. Methods that
-    checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from them."""
+    checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from them.
+    ``fit_check``: refuse (JobTooLarge) before any feature is computed where the estimated
+    memory exceeds what this machine has free."""
     from fglab.data.collection import is_labeled, load_training_collection
     from fglab.data.manifest import is_manifest_spec
     from fglab.experiments import method_views
-    from fglab.features.views import build_features
+    from fglab.features.views import build_features, image_view_dim
     from fglab.registry import get_method
+    from fglab.training.fit_check import check_fit, estimate_fit
 
     run_dir = Path(run_dir)
     options = {"config": config} if config else {}
@@ -223,6 +227,11 @@ def train_pipeline(
     if pairs:  # before any features are built
         check_trains_on_pairs(method, method_name)
     image_view, text_view = method_views(dataset, method_name, image_view, text_view)
+    texts = dataset.train.texts + dataset.test.texts
+    estimate = estimate_fit(len(texts), image_view_dim(dataset, image_view), sum(map(len, texts)))
+    logger.info("training on %s", estimate.describe())
+    if fit_check:
+        check_fit(estimate)
     train, _ = build_features(dataset, image_view, text_view)
     if hasattr(method, "checkpoint_dir"):
         method.checkpoint_dir = run_dir / "checkpoints"

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from fglab.training.fit_check import JobTooLarge
+
 COMMAND_MODULES = (
     "fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.search", "fglab.cli.train",
 )
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, KeyError) as error:
+    except (FileNotFoundError, ValueError, KeyError, JobTooLarge) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"fglab: error: {message}", file=sys.stderr)
         return 2

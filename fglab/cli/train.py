@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cca, pls: n_components; sm, scm, sm-svm: c); an option it does not have is an error",
     )
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP)
+    parser.add_argument(
+        "--skip-fit-check", action="store_true",
+        help="train even where the memory estimate says the job does not fit this machine",
+    )
     add_view_arguments(parser, "the method")
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
@@ -75,6 +79,7 @@ def _print_metrics(metrics: dict) -> None:
 def run_train(args: argparse.Namespace) -> int:
     # The loop logs resumption as a warning; show the epoch progress as well.
     logging.getLogger("fglab.training").setLevel(logging.INFO)
+    logging.getLogger("fglab.pipeline").setLevel(logging.INFO)  # the job's size estimate
     config = json.loads(args.config.read_text(encoding="utf-8")) if args.config else None
     if (args.out / "checkpoints").is_dir():
         print(f"found checkpoints in {args.out / 'checkpoints'}: resuming where they stop")
@@ -82,6 +87,7 @@ def run_train(args: argparse.Namespace) -> int:
         pipeline, metrics = train_pipeline(
             args.name, args.method, args.out, args.seed, args.data_root, config,
             pairs=args.pairs, image_view=args.image_view, text_view=args.text_view,
+            fit_check=not args.skip_fit_check,
         )
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:

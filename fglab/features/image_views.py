@@ -13,7 +13,8 @@ from fglab.features.store import open_store
 
 logger = logging.getLogger(__name__)
 
-#: Each at the input size it was trained for; all give 1280-d pooled features.
+#: Each at the input size it was trained for; all give IMAGE_FEATURE_DIM-d pooled features.
+IMAGE_FEATURE_DIM = 1280
 IMAGE_VIEWS: dict[str, ImageExtractor] = {
     "image:efficientnet-lite0": ImageExtractor("efficientnet-lite0", image_size=224),
     "image:efficientnet-lite1": ImageExtractor("efficientnet-lite1", image_size=240),

@@ -77,6 +77,16 @@ def _pretokenized(tokens: list[str]) -> list[str]:
     return tokens
 
 
+def image_view_dim(dataset: CrossModalDataset, view: str) -> int:
+    """The width of image view ``view`` of ``dataset``, known before any image is read."""
+    if view in dataset.train.shipped:
+        return int(dataset.train.shipped[view].shape[1])
+    from fglab.features.image_views import IMAGE_FEATURE_DIM, image_extractor
+
+    image_extractor(view)  # an unknown view fails here, naming the known ones
+    return IMAGE_FEATURE_DIM
+
+
 def _image_matrix(dataset: CrossModalDataset, split_name: str, view: str) -> np.ndarray:
     split: Split = dataset.split(split_name)
     if view in split.shipped:
