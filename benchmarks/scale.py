@@ -235,6 +235,11 @@ def main() -> None:
                        help="reuse the rows (and runs) already measured in OUT/scale.json")
     again.add_argument("--fresh", action="store_true",
                        help="delete the generated collection and every run, redo all")
+    parser.add_argument("--prepare", action="store_true",
+                        help="only generate and featurize (cold) each size, then stop")
+    parser.add_argument("--reuse-features", action="store_true",
+                        help="keep a size's feature store and its featurize measurement from "
+                             "an earlier --prepare (or run) instead of featurizing again")
     parser.add_argument("--featurize-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.featurize_only:
@@ -257,6 +262,7 @@ def main() -> None:
         "load_average_start": os.getloadavg(),
         "generation": old.get("generation", {}) if args.keep else {},
         "rows": rows,
+        "featurize": old.get("featurize", {}),
     }
     manifest_features = features_take_manifests()
     print(f"fglab features {'takes' if manifest_features else 'does not take'} manifests")
@@ -270,7 +276,9 @@ def main() -> None:
     for size in sizes:
         todo = [s for s in settings
                 if not any(r["size"] == size and r["labels"] == s for r in rows)]
-        if not todo:
+        if args.prepare:
+            todo = []
+        elif not todo:
             continue
         manifest, report = generate(collection, size, args.seed, args.data_root)
         results["generation"][str(size)] = {**asdict(report),
@@ -279,12 +287,20 @@ def main() -> None:
               f"in {report.seconds:.1f} s"
               + (f" ({report.images_per_second:.0f} images/s)" if report.written else ""))
         cache = out / "cache" / f"n{size}"
-        shutil.rmtree(cache, ignore_errors=True)  # a cold featurize
         env = {**os.environ, "FGLAB_CACHE": str(cache)}
         spec = f"manifest:{manifest}"
-        featurize = (fglab_command("features", spec, "--view", VIEW) if manifest_features
-                     else [sys.executable, __file__, "--featurize-only", str(manifest)])
-        feat = run_step(featurize, out / "logs" / f"n{size}-featurize.log", env)
+        earlier = results["featurize"].get(str(size))
+        if args.reuse_features and earlier and cache.is_dir():
+            feat = Step(*(earlier[k] for k in ("seconds", "peak_rss_gb", "peak_tree_gb",
+                                                "returncode")))
+            print(f"  features of {size} pairs from the earlier cold run ({feat.seconds:.0f} s)")
+        else:
+            shutil.rmtree(cache, ignore_errors=True)  # a cold featurize
+            featurize = (fglab_command("features", spec, "--view", VIEW) if manifest_features
+                         else [sys.executable, __file__, "--featurize-only", str(manifest)])
+            feat = run_step(featurize, out / "logs" / f"n{size}-featurize.log", env)
+            results["featurize"][str(size)] = {**asdict(feat), "load_average": os.getloadavg()}
+            save()
         splits = count_splits(manifest)
         for setting in todo:
             name = f"n{size}-{'labels' if setting == 'yes' else 'pairs'}"
