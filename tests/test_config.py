@@ -13,7 +13,7 @@ from fglab.config import CATEGORY_LR, PAIR_LR, FGLabConfig
         (128, False, False, {"image_branch": "kernel", "embedding": "bounded", "ensemble": 1,
                              "precision": "float32", "teacher": "siamese", "lr": CATEGORY_LR}),
         (1280, True, True, {"image_branch": "mlp", "embedding": "unit", "ensemble": 3,
-                            "precision": "bfloat16", "teacher": "sentence", "lr": PAIR_LR}),
+                            "precision": "bfloat16", "teacher": "tfidf", "lr": PAIR_LR}),
     ],
 )
 def test_resolved_replaces_every_auto(features, pair_level, bf16, expected):

@@ -58,7 +58,7 @@ def test_an_unlabeled_jsonl_trains_fglab_at_pair_level_and_is_searchable(
     saved = json.loads((run / "pipeline.json").read_text())
     assert saved["pairs"] is True and len(saved["test_ids"]) == 6
     config = json.loads((run / "method" / "config.json").read_text())
-    assert config["labels"]["teacher"] == "sentence"  # "auto" resolved: no categories
+    assert config["labels"]["teacher"] == "tfidf"  # "auto" resolved: no categories
     assert config["training"]["precision"] in ("float32", "bfloat16")
     assert config["model"]["image_branch"] == "mlp"
     metrics = _evaluate_json(run, capsys)
