@@ -28,6 +28,10 @@ CLASS_WEIGHT = 1.0
 SEMANTIC_WEIGHTS = (0.0, 0.3, 1.0, 3.0)
 #: Networks in the "auto" ensemble of the MLP image branch.
 AUTO_ENSEMBLE = 3
+#: Training pairs (fitting plus validation part) above which "auto" trains one network and no
+#: refit: each costs a full training again, and their gains were measured on data sets of
+#: about 2,000 pairs, where the variance they remove is largest (the README's scale section).
+LARGE_COLLECTION = 20_000
 
 
 @dataclass
@@ -129,7 +133,9 @@ class TrainingConfig:
     patience: int = 4  # stop after this many epochs without a better validation MAP
     # After choosing the epoch on validation, train again on all training pairs (fitting part
     # plus validation part) for that many epochs, as the baselines refit with their chosen C.
-    refit: bool = True
+    # null: auto, refit up to LARGE_COLLECTION training pairs (the validation part is then at
+    # least a sixth of them), not above.
+    refit: bool | None = None
     # Weight of the cross-entropy of a linear classifier shared by both branches, on their
     # embeddings (DSCMR's label-space loss; 0: no classifier). null: CLASS_WEIGHT with
     # categories, 0 at pair level (every pair its own class).
@@ -137,7 +143,8 @@ class TrainingConfig:
     # Networks from different initializations whose scores are averaged. The first chooses
     # the epoch count on validation; all are then trained for that many epochs (with refit: on
     # all training pairs). 0: auto, AUTO_ENSEMBLE networks with the MLP image branch (wide CNN
-    # features; validation gained) and one with the kernel branch (SIFT; validation lost).
+    # features; validation gained) and one with the kernel branch (SIFT; validation lost);
+    # one above LARGE_COLLECTION training pairs.
     ensemble: int = 0
     # Matrix products of a training step: "float32", "bfloat16" (autocast; weights, their
     # updates and the loss stay float32), or "auto": bfloat16 where the CPU multiplies
@@ -149,6 +156,8 @@ class TrainingConfig:
             raise ValueError(f"siamese_warmup must be >= 0 epochs, got {self.siamese_warmup}")
         if self.ensemble < 0:
             raise ValueError(f"ensemble must be >= 1 network (0: auto), got {self.ensemble}")
+        if self.refit not in (True, False, None):
+            raise ValueError(f"refit must be true, false or null (auto), got {self.refit!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.loss not in LOSSES:
@@ -166,10 +175,10 @@ class TrainingConfig:
     def learning_rate(self) -> float:
         return CATEGORY_LR if self.lr is None else self.lr
 
-    def ensemble_size(self, kernel_image_branch: bool) -> int:
+    def ensemble_size(self, kernel_image_branch: bool, n_pairs: int = 0) -> int:
         if self.ensemble > 0:
             return self.ensemble
-        return 1 if kernel_image_branch else AUTO_ENSEMBLE
+        return 1 if kernel_image_branch or n_pairs > LARGE_COLLECTION else AUTO_ENSEMBLE
 
 
 @dataclass
@@ -217,10 +226,13 @@ class FGLabConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def resolved(self, n_image_features: int, pair_level: bool, bfloat16: bool) -> FGLabConfig:
+    def resolved(
+        self, n_image_features: int, pair_level: bool, bfloat16: bool, n_pairs: int = 0
+    ) -> FGLabConfig:
         """A copy with every "auto" replaced by what it means for these inputs (images of
         ``n_image_features`` dimensions, training ``pair_level`` or by category, a CPU with
-        native ``bfloat16``): the config a run saves says what was trained."""
+        native ``bfloat16``, ``n_pairs`` training pairs): the config a run saves says what was
+        trained."""
         kernel = self.model.uses_kernel(n_image_features)
         class_weight = self.training.class_weight
         if class_weight is None:
@@ -236,7 +248,8 @@ class FGLabConfig:
             self.training,
             class_weight=class_weight,
             lr=self.training.lr or (PAIR_LR if pair_level else CATEGORY_LR),
-            ensemble=self.training.ensemble_size(kernel),
+            ensemble=self.training.ensemble_size(kernel, n_pairs),
+            refit=_auto_bool(self.training.refit, n_pairs <= LARGE_COLLECTION),
             precision=_auto(self.training.precision, "bfloat16" if bfloat16 else "float32"),
         )
         teacher = _auto(self.labels.teacher, "tfidf" if pair_level else "siamese")
@@ -282,3 +295,7 @@ def _build(kind: type, data: dict[str, Any], section: str):
     if unknown:
         raise ValueError(f"unknown keys in config section {section!r}: {sorted(unknown)}")
     return kind(**data)
+
+
+def _auto_bool(value: bool | None, auto: bool) -> bool:
+    return auto if value is None else value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fglab.config import CATEGORY_LR, PAIR_LR, FGLabConfig
+from fglab.config import CATEGORY_LR, LARGE_COLLECTION, PAIR_LR, FGLabConfig
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,18 @@ def test_resolved_replaces_every_auto(features, pair_level, bf16, expected):
     assert got == expected
     assert "auto" not in str(config.to_dict())
     assert FGLabConfig.from_dict(config.to_dict()) == config  # a saved run loads as trained
+
+
+def test_auto_trains_one_network_without_refit_on_a_large_collection():
+    small = FGLabConfig().resolved(1280, True, False, n_pairs=LARGE_COLLECTION)
+    assert small.training.ensemble == 3 and small.training.refit is True
+    large = FGLabConfig().resolved(1280, True, False, n_pairs=LARGE_COLLECTION + 1)
+    assert large.training.ensemble == 1 and large.training.refit is False
+    chosen = FGLabConfig.from_dict({"training": {"ensemble": 2, "refit": True}})
+    kept = chosen.resolved(1280, True, False, n_pairs=10 * LARGE_COLLECTION)
+    assert kept.training.ensemble == 2 and kept.training.refit is True
+    with pytest.raises(ValueError, match="refit must be true, false or null"):
+        FGLabConfig.from_dict({"training": {"refit": "yes"}})
 
 
 def test_what_the_user_set_is_kept():

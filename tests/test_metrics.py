@@ -8,6 +8,7 @@ from sklearn.metrics import average_precision_score
 
 from fglab.metrics import (
     average_precisions,
+    blocked_average_precisions,
     mean_average_precision,
     median_rank,
     partner_ranks,
@@ -143,3 +144,22 @@ def test_exact_pair_extremes_and_bad_shapes():
         partner_ranks(np.zeros((3, 4)))
     with pytest.raises(ValueError, match="positive"):
         recall_at_k(np.eye(3), 0)
+
+
+def test_blocked_average_precisions_equal_the_whole_matrix_at_any_block():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(37, 50))
+    query_labels, gallery_labels = rng.integers(0, 4, 37), rng.integers(0, 4, 50)
+    whole = blocked_average_precisions(lambda rows: scores[rows], query_labels, gallery_labels,
+                                       block=37)
+    for block in (1, 5, 16):
+        np.testing.assert_allclose(
+            blocked_average_precisions(lambda rows: scores[rows], query_labels, gallery_labels,
+                                       block=block),
+            whole,
+        )
+    # one query's AP by hand: precision at each relevant item's rank, averaged
+    order = np.argsort(-scores[0])
+    relevant = gallery_labels[order] == query_labels[0]
+    by_hand = np.mean(np.cumsum(relevant)[relevant] / (np.flatnonzero(relevant) + 1))
+    assert whole[0] == pytest.approx(by_hand)

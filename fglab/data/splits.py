@@ -11,10 +11,13 @@ VALIDATION_FRACTION = 0.2
 
 def validation_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded (fit rows, validation rows) of the training split, each sorted: stratified by
-    category, or at random at pair level (every label once: each pair its own class)."""
+    category, or at random at pair level (every label once: each pair its own class). The
+    validation part is a fifth of the rows, at most VALIDATION_BOUND: beyond that selection
+    scores no more pairs, and the rest are better spent on fitting."""
     rows = np.arange(len(labels))
+    capped = len(rows) * VALIDATION_FRACTION > VALIDATION_BOUND
     fit_rows, val_rows = train_test_split(
-        rows, test_size=VALIDATION_FRACTION, random_state=seed,
+        rows, test_size=VALIDATION_BOUND if capped else VALIDATION_FRACTION, random_state=seed,
         stratify=None if is_pair_level(labels) else labels,
     )
     return np.sort(fit_rows), np.sort(val_rows)

@@ -126,7 +126,9 @@ class FGLabMethod(RetrievalMethod):
             train, validation = self._split(train)
         start = time.perf_counter()
         pair_level = is_pair_level(np.concatenate([train.labels, validation.labels]))
-        self.config = self.config.resolved(train.images.shape[1], pair_level, fast_bfloat16())
+        self.config = self.config.resolved(
+            train.images.shape[1], pair_level, fast_bfloat16(), len(train) + len(validation)
+        )
         self.vocabulary_ = list(train.vocabulary)
         self.language_ = train.language
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
