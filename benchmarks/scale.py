@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -179,11 +180,39 @@ def stage_seconds(run: Path) -> dict:
 
 
 def count_splits(manifest: Path) -> dict[str, int]:
-    counts = {"train": 0, "test": 0}
+    """Pairs per split, and the characters of all texts (what the fit check reads)."""
+    counts = {"train": 0, "test": 0, "text_chars": 0}
     with open(manifest, encoding="utf-8") as handle:
         for line in handle:
-            counts[json.loads(line)["split"]] += 1
+            row = json.loads(line)
+            counts[row["split"]] += 1
+            counts["text_chars"] += len(row["text"])
     return counts
+
+
+def fit_pairs(n_train: int) -> int:
+    """Pairs of the fitting part: the training split less its validation part."""
+    from fglab.data.splits import VALIDATION_BOUND, VALIDATION_FRACTION
+
+    return n_train - min(math.ceil(n_train * VALIDATION_FRACTION), VALIDATION_BOUND)
+
+
+def model_ms_per_pair_epoch(row: dict) -> float | None:
+    """Milliseconds of the model stage (validation apart) per fitting pair and epoch: the
+    cost that must stay flat as the collection grows."""
+    stages = row.get("stages") or {}
+    seconds, epochs = stages.get("model"), (stages.get("epochs") or {}).get("model")
+    if not seconds or not epochs:
+        return None
+    return seconds / (fit_pairs(row["train"]) * epochs) * 1000
+
+
+def estimated_gb(splits: dict[str, int]) -> float:
+    """What `fglab train`'s fit check estimates for this collection."""
+    from fglab.training.fit_check import estimate_fit
+
+    pairs = splits["train"] + splits["test"]
+    return estimate_fit(pairs, 1280, splits["text_chars"]).peak_bytes / 2**30
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -192,8 +221,8 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def markdown(rows: list[dict]) -> str:
     head = ("| pairs | labels | featurize s | images/s | teacher s | training s | validation s "
-            "| refit s | index s | total train s | s per 1k pairs | peak RSS GB (train) "
-            "| tree PSS GB (train) |")
+            "| refit s | index s | total train s | s per 1k pairs | model ms per pair-epoch "
+            "| peak RSS GB (train) | tree PSS GB (train) | fit check estimate GB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         stages = row.get("stages") or {}
@@ -202,8 +231,9 @@ def markdown(rows: list[dict]) -> str:
             _fmt(row["images_per_s"]), _fmt(stages.get("teacher")),
             _fmt(stages.get("model")), _fmt(stages.get("validation")),
             _fmt(stages.get("refit")), _fmt(row["index_s"]), _fmt(row["train_s"]),
-            _fmt(row["train_s"] / row["size"] * 1000, 2), _fmt(row["train_peak_rss_gb"], 2),
-            _fmt(row["train_peak_tree_gb"], 2),
+            _fmt(row["train_s"] / row["size"] * 1000, 2), _fmt(model_ms_per_pair_epoch(row), 3),
+            _fmt(row["train_peak_rss_gb"], 2), _fmt(row["train_peak_tree_gb"], 2),
+            _fmt(row.get("estimated_gb"), 2),
         ]) + " |")
     return "\n".join(lines)
 
@@ -323,7 +353,7 @@ def main() -> None:
                 "train_s": train.seconds, "train_peak_rss_gb": train.peak_rss_gb,
                 "train_peak_tree_gb": train.peak_tree_gb,
                 "index_s": indexed.seconds, "index_peak_rss_gb": indexed.peak_rss_gb,
-                "stages": stages,
+                "stages": stages, "estimated_gb": estimated_gb(splits),
             })
             save()
     save()
