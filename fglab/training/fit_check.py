@@ -6,7 +6,7 @@ Training holds no array that grows faster than the collection (no n x n), so its
 is a fixed part plus a part per pair: the image features (float32, held as the feature
 store's read, the training tensor, the refit's concatenation and the test split's rows) and
 the texts (strings, tokens, sparse tf-idf rows). The constants come from
-``benchmarks/scale.py`` (peak RSS of `fglab train` on synthetic collections, docs/scale.md)
+``benchmarks/scale.py`` (peak RSS of `fglab train` on synthetic collections, the README)
 with a margin; the time is a rough guide from the same runs on an idle two-core machine.
 """
 
