@@ -65,7 +65,7 @@ def test_pair_level_report_grades_negatives_only(tmp_path, eng_wiki, eng_wiki_fe
     fit_rows, val_rows = validation_split(small.labels, 0)
     config = FGLabConfig.from_dict({**TINY_CONFIG, "training": {"epochs": 1}})
     method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
-    assert method.config.labels.teacher == "sentence"
+    assert method.config.labels.teacher == "tfidf"  # auto at pair level
     split = eng_wiki.train
     method.write_report(tmp_path / "report", ReportContext(split.text_ids, split.image_ids,
                                                            split.texts, []))
