@@ -18,12 +18,9 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from fglab.features.store import FeatureStore
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +55,17 @@ def legacy_folders(folder: Path) -> list[Path]:
         return []
 
 
-def migrate_legacy_files(store: FeatureStore) -> int:
+class ShardWriter(Protocol):
+    """What migration needs of a store (FeatureStore is one): its folder and a shard writer."""
+
+    folder: Path
+    extractor: str
+    shard_rows: int
+
+    def write_shard(self, keys: list[str], vectors: np.ndarray) -> Path | None: ...
+
+
+def migrate_legacy_files(store: ShardWriter) -> int:
     """Move the per-file entries under ``store.folder`` into shards, then delete them (and
     their emptied folders); unreadable or unusable entries are deleted with one warning (they
     are recomputed when needed). Returns how many vectors moved. A shard that cannot be
