@@ -15,7 +15,11 @@ or of any process it started and waited for (the kernel's own maximum, from ``wa
 ``tree`` is the largest sum of PSS (proportional set size: shared pages split between the
 processes that share them) over the process and all its descendants, sampled every 0.5 s.
 Stage times inside training come from the run's ``method/state.json`` where it records them
-(a ``seconds`` per stage, a ``timings`` dict); a column stays empty where it does not.
+(each stage's ``seconds``, the fit's ``timings``: teacher, model, validation, refit).
+
+``--prepare`` only generates and featurizes (cold) each size; ``--reuse-features`` then keeps
+each size's store and its recorded cold featurize, so the training steps can be timed alone
+later (featurizing 100,000 photos takes about 40 minutes here).
 
 Writes ``OUT/scale.json`` (after every step, so a killed run keeps what it measured) and
 ``OUT/scale.md``. ``--keep`` reuses the rows already measured (and their runs); ``--fresh``
