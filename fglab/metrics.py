@@ -100,10 +100,21 @@ def precision_recall_curve(
     max_{r' >= r} P(r'), the best precision at any rank whose recall reaches r. Queries without
     any relevant item are left out. Returns (recall levels, mean precision), both of length 11.
     """
+    curves = interpolated_precisions(scores, query_labels, gallery_labels)
+    if len(curves) == 0:
+        return RECALL_LEVELS.copy(), np.zeros_like(RECALL_LEVELS)
+    return RECALL_LEVELS.copy(), curves.mean(axis=0)
+
+
+def interpolated_precisions(
+    scores: np.ndarray, query_labels: np.ndarray, gallery_labels: np.ndarray
+) -> np.ndarray:
+    """(queries with a relevant item, 11): each one's interpolated precision at the recall
+    levels of :func:`precision_recall_curve` (its mean over the rows)."""
     relevant = relevance_matrix(scores, query_labels, gallery_labels)
     relevant = relevant[relevant.any(axis=1)]
     if len(relevant) == 0:
-        return RECALL_LEVELS.copy(), np.zeros_like(RECALL_LEVELS)
+        return np.zeros((0, len(RECALL_LEVELS)))
     hits = np.cumsum(relevant, axis=1)
     precision = hits / np.arange(1, relevant.shape[1] + 1)
     recall = hits / hits[:, -1:]
@@ -113,22 +124,26 @@ def precision_recall_curve(
     for j, level in enumerate(RECALL_LEVELS):
         first = np.argmax(recall >= level - 1e-12, axis=1)  # first rank reaching the level
         curve[:, j] = best_after[np.arange(len(relevant)), first]
-    return RECALL_LEVELS.copy(), curve.mean(axis=0)
+    return curve
 
 
 RECALL_AT = (1, 5, 10)
 
 
-def partner_ranks(scores: np.ndarray) -> np.ndarray:
+def partner_ranks(scores: np.ndarray, first: int | None = None) -> np.ndarray:
     """1-based rank of each query's exact partner, for ``scores`` (n, n) over n pairs where
     query i's partner is gallery item i: 1 + the number of items ranked before it (higher
     score, or an equal score earlier in the gallery: the stable order of
-    :func:`rank_gallery`)."""
+    :func:`rank_gallery`). ``first`` given: the rows are a block of the queries, first,
+    first + 1, ... of the n ((b, n) scores)."""
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2 or scores.shape[0] != scores.shape[1]:
+    start = 0 if first is None else first
+    square = first is not None or scores.shape[0] == scores.shape[-1]
+    if scores.ndim != 2 or not square or start + scores.shape[0] > scores.shape[1]:
         raise ValueError(f"exact-pair ranks need (n, n) scores over n pairs, got {scores.shape}")
-    partner = np.diag(scores)[:, None]
-    before = np.arange(len(scores))[None, :] < np.arange(len(scores))[:, None]
+    queries = np.arange(start, start + len(scores))
+    partner = scores[np.arange(len(scores)), queries][:, None]
+    before = np.arange(scores.shape[1])[None, :] < queries[:, None]
     ahead = (scores > partner) | ((scores == partner) & before)
     return 1 + ahead.sum(axis=1)
 

@@ -253,13 +253,13 @@ def evaluate_pipeline(
     MAP@all and MAP@100 (category relevance), on the test split from raw test inputs;
     written to ``run_dir``/metrics.json."""
     from fglab.data.collection import is_labeled, load_training_collection
-    from fglab.evaluation.protocol import evaluate_similarity
+    from fglab.evaluation.protocol import evaluate_embeddings
 
     dataset = dataset or load_training_collection(
         pipeline.dataset_name, data_root, test_ids=pipeline.test_ids, pairs=pipeline.pairs
     )
     images, texts = pipeline.encode_split(dataset.test)
-    scores = evaluate_similarity(images @ texts.T, dataset.test.labels)
+    scores = evaluate_embeddings(images, texts, dataset.test.labels)
     metrics: dict = {"dataset": dataset.name, "method": pipeline.method_name,
                      "pairs": pipeline.pairs, "n_test": len(dataset.test)}
     if is_labeled(dataset):
