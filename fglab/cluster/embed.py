@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fglab.cluster.actors import actor_pool_batches
+
 #: Row kinds and the pipeline call that embeds them.
 KINDS = ("text", "image-file", "image-features", "text-features")
 BATCH = 64
@@ -123,19 +125,8 @@ def ray_embed(
 ) -> Iterator[Embedded]:
     """Ray Data: the rows in blocks, embedded by ``workers`` actors of one CPU each, each
     holding one pipeline; batches come back to this process as they finish."""
-    import ray
-
-    ray.data.DataContext.get_current().enable_progress_bars = False  # fglab shows its own
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // BATCH))
-    embedded = dataset.map_batches(
-        Embedder,
-        fn_constructor_args=(files, cache_dir),
-        batch_size=BATCH,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=1,
-    )
-    for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
+    blocks = max(1, len(rows) // BATCH)
+    for batch in actor_pool_batches(rows, Embedder, (files, cache_dir), BATCH, workers, blocks):
         if progress:
             progress(len(batch["row"]))
         yield batch["row"], batch["vector"], [str(e) for e in batch["error"]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from fglab.cluster.actors import actor_pool_batches
 from fglab.features.featurize import BATCH, Featurizer
 
 
@@ -19,20 +20,9 @@ def ray_engine(view: str, jobs: list[dict], workers: int,
     """Batches of featurized jobs, as they finish (any order)."""
     if not jobs:
         return
-    import ray
-
-    ray.data.DataContext.get_current().enable_progress_bars = False  # fglab shows its own
-    batch = max(1, min(BATCH, -(-len(jobs) // workers)))  # a few jobs still reach every worker
-    dataset = ray.data.from_items(jobs, override_num_blocks=-(-len(jobs) // batch))
-    featurized = dataset.map_batches(
-        Featurizer,
-        fn_constructor_args=(view,),
-        batch_size=batch,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=1,
-    )
-    for batch in featurized.iter_batches(batch_size=None, batch_format="numpy"):
+    size = max(1, min(BATCH, -(-len(jobs) // workers)))  # a few jobs still reach every worker
+    blocks = -(-len(jobs) // size)
+    for batch in actor_pool_batches(jobs, Featurizer, (view,), size, workers, blocks):
         if progress:
             progress(len(batch["key"]))
         yield batch
