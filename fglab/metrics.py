@@ -56,9 +56,15 @@ def average_precisions(
     where R_k is the number of relevant items within the top k (k = None: all N, so R is the
     number of relevant gallery items). AP = 0 for a query with R_k = 0.
     """
+    return average_precisions_of_ranked(
+        relevance_matrix(scores, query_labels, gallery_labels), k
+    )
+
+
+def average_precisions_of_ranked(relevant: np.ndarray, k: int | None = None) -> np.ndarray:
+    """:func:`average_precisions` from the ranked relevance (:func:`relevance_matrix`)."""
     if k is not None and k <= 0:
         raise ValueError(f"k must be a positive integer or None, got {k}")
-    relevant = relevance_matrix(scores, query_labels, gallery_labels)
     if k is not None:
         relevant = relevant[:, :k]
     hits = np.cumsum(relevant, axis=1)
@@ -111,7 +117,13 @@ def interpolated_precisions(
 ) -> np.ndarray:
     """(queries with a relevant item, 11): each one's interpolated precision at the recall
     levels of :func:`precision_recall_curve` (its mean over the rows)."""
-    relevant = relevance_matrix(scores, query_labels, gallery_labels)
+    return interpolated_precisions_of_ranked(
+        relevance_matrix(scores, query_labels, gallery_labels)
+    )
+
+
+def interpolated_precisions_of_ranked(relevant: np.ndarray) -> np.ndarray:
+    """:func:`interpolated_precisions` from the ranked relevance (:func:`relevance_matrix`)."""
     relevant = relevant[relevant.any(axis=1)]
     if len(relevant) == 0:
         return np.zeros((0, len(RECALL_LEVELS)))

@@ -13,11 +13,10 @@ from fglab.method import RetrievalMethod
 from fglab.metrics import (
     RECALL_AT,
     RECALL_LEVELS,
-    average_precisions,
-    interpolated_precisions,
-    mean_average_precision,
+    average_precisions_of_ranked,
+    interpolated_precisions_of_ranked,
     partner_ranks,
-    precision_recall_curve,
+    relevance_matrix,
 )
 
 DIRECTIONS = ("img2txt", "txt2img")
@@ -38,34 +37,13 @@ class DirectionalScores:
     median_rank: dict[str, float]
 
 
-def exact_pair_scores(similarity: np.ndarray) -> tuple[dict, dict[str, float]]:
-    """(recall, median rank) of both directions for (n_images, n_texts) scores over n pairs
-    (image i goes with text i)."""
-    recall, median = {}, {}
-    for direction, scores in (("img2txt", similarity), ("txt2img", similarity.T)):
-        ranks = partner_ranks(scores)
-        recall[direction] = {str(k): float(np.mean(ranks <= k)) for k in RECALL_AT}
-        median[direction] = float(np.median(ranks))
-    return recall, median
-
-
 def evaluate_similarity(similarity: np.ndarray, labels: np.ndarray) -> DirectionalScores:
     """``similarity`` is (n_images, n_texts) over the same n test pairs."""
-    if len(labels) > EVALUATION_BLOCK:  # the metrics' (n, n) work arrays, a block at a time
-        return evaluate_blocked(
-            {"img2txt": lambda rows: similarity[rows],
-             "txt2img": lambda rows: similarity[:, rows].T},
-            labels,
-        )
-    by_direction = {"img2txt": similarity, "txt2img": similarity.T}
-    map_all, map_100, curves = {}, {}, {}
-    for direction, scores in by_direction.items():
-        map_all[direction] = mean_average_precision(scores, labels, labels)
-        map_100[direction] = mean_average_precision(scores, labels, labels, k=100)
-        curves[direction] = precision_recall_curve(scores, labels, labels)[1].tolist()
-    for table in (map_all, map_100):
-        table["avg"] = (table["img2txt"] + table["txt2img"]) / 2
-    return DirectionalScores(map_all, map_100, curves, *exact_pair_scores(similarity))
+    return evaluate_blocked(
+        {"img2txt": lambda rows: similarity[rows],
+         "txt2img": lambda rows: similarity[:, rows].T},
+        labels,
+    )
 
 
 def evaluate_embeddings(
@@ -96,9 +74,10 @@ def evaluate_blocked(
         for start in range(0, n, block):
             rows = np.arange(start, min(start + block, n))
             scores = np.asarray(scores_for(rows))
-            ap.append(average_precisions(scores, labels[rows], labels))
-            ap_100.append(average_precisions(scores, labels[rows], labels, k=100))
-            curve_rows.append(interpolated_precisions(scores, labels[rows], labels))
+            relevant = relevance_matrix(scores, labels[rows], labels)  # ranked once for all three
+            ap.append(average_precisions_of_ranked(relevant))
+            ap_100.append(average_precisions_of_ranked(relevant, k=100))
+            curve_rows.append(interpolated_precisions_of_ranked(relevant))
             ranks.append(partner_ranks(scores, first=start))
         map_all[direction] = float(np.mean(np.concatenate(ap)))
         map_100[direction] = float(np.mean(np.concatenate(ap_100)))
