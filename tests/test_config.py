@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fglab.config import CATEGORY_LR, LARGE_COLLECTION, PAIR_LR, FGLabConfig
+from fglab.config import CATEGORY_LR, LARGE_COLLECTION, LARGE_MIN_DELTA, PAIR_LR, FGLabConfig
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,14 @@ def test_the_siamese_teacher_is_refused_at_pair_level():
 def test_bad_options_are_named(data, message):
     with pytest.raises(ValueError, match=message):
         FGLabConfig.from_dict(data)
+
+
+def test_auto_min_delta_counts_every_gain_up_to_a_large_collection():
+    small = FGLabConfig().resolved(1280, True, False, n_pairs=LARGE_COLLECTION)
+    assert small.training.min_delta == 0.0
+    large = FGLabConfig().resolved(1280, True, False, n_pairs=LARGE_COLLECTION + 1)
+    assert large.training.min_delta == LARGE_MIN_DELTA
+    chosen = FGLabConfig.from_dict({"training": {"min_delta": 0.01}})
+    assert chosen.resolved(1280, True, False, n_pairs=10).training.min_delta == 0.01
+    with pytest.raises(ValueError, match="min_delta must be >= 0"):
+        FGLabConfig.from_dict({"training": {"min_delta": -1}})

@@ -33,6 +33,10 @@ def is_pair_level(labels: np.ndarray) -> bool:
 #: memory do not grow with the collection.
 VALIDATION_BOUND = 5000
 GALLERY_BOUND = 20000
+#: Training texts the siamese teacher learns from at most (a seeded, stratified sample
+#: beyond); it then grades every text. A text-text similarity of categories is learned long
+#: before 20,000 texts, and its cost would otherwise grow with the collection.
+TEACHER_BOUND = 20000
 
 
 def bounded_sample(labels: np.ndarray, bound: int, seed: int) -> np.ndarray:

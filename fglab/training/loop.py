@@ -50,6 +50,17 @@ def patience_spent(epoch: int, best_epoch: int, patience: int, first_validated: 
     return epoch - max(best_epoch, first_validated - 1) >= patience
 
 
+def last_progress(history: list[dict], min_delta: float) -> int:
+    """The last epoch of ``history`` whose validation score beat every earlier progress by
+    more than ``min_delta`` (-1: none validated): the patience counts from it."""
+    epoch, best = -1, -math.inf
+    for entry in history:
+        score = entry["validation"]
+        if score is not None and score > best + min_delta:
+            epoch, best = entry["epoch"], score
+    return epoch
+
+
 def finite_or_none(value: object) -> object:
     """``value``, or None for a float that strict JSON cannot hold (NaN, infinities)."""
     return None if isinstance(value, float) and not math.isfinite(value) else value
@@ -137,9 +148,10 @@ def train_stage(
         elif score is not None and score > result.best_score:
             result.best_epoch, result.best_score = epoch, score
             best_state = copy.deepcopy(module.state_dict())
-        done = epoch + 1 == epochs or patience_spent(
-            epoch, result.best_epoch, config.patience, first_validated
-        )
+        done = epoch + 1 == epochs or (validate is not None and patience_spent(
+            epoch, last_progress(result.history, config.min_delta or 0.0), config.patience,
+            first_validated,
+        ))
         if score is not None:
             shown = f"validation {score:.4f}"
         else:

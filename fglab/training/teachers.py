@@ -15,7 +15,7 @@ from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
 
 from fglab.config import FGLabConfig
-from fglab.data.splits import GALLERY_BOUND, bounded_sample
+from fglab.data.splits import GALLERY_BOUND, TEACHER_BOUND, bounded_sample
 from fglab.features.featureset import FeatureSet
 from fglab.labels import CosineSimilarity, ScaledSimilarity, TextGrades
 from fglab.losses import weighted_pairwise_similarity_loss
@@ -135,10 +135,11 @@ class SiameseTeacher:
     def _train(
         self, texts: FeatureRows, labels, rows: np.ndarray, validation: FeatureSet, stage: str
     ) -> SiameseTextNetwork:
-        """One siamese network trained on the training texts ``rows``, its epoch chosen by
-        text->text MAP of the validation texts against (at most GALLERY_BOUND of) those
-        texts."""
+        """One siamese network trained on the training texts ``rows`` (at most TEACHER_BOUND
+        of them, a seeded sample beyond), its epoch chosen by text->text MAP of the
+        validation texts against (at most GALLERY_BOUND of) those texts."""
         cfg = self.config
+        rows = rows[bounded_sample(labels[rows], TEACHER_BOUND, cfg.seed)]
         torch.manual_seed(cfg.seed)
         net = SiameseTextNetwork(self.n_words, cfg.model, self.laplacian)
         texts, labels = texts.subset(rows), labels[rows]

@@ -19,7 +19,8 @@ class Killed(RuntimeError):
 
 
 def _train(
-    scores: list[float], warmup: int, patience: int = 10, store=None, kill_after=None
+    scores: list[float], warmup: int, patience: int = 10, store=None, kill_after=None,
+    min_delta: float = 0.0,
 ) -> tuple[StageResult, list[int]]:
     """A tiny regression for len(``scores``) epochs whose validation returns ``scores`` in
     epoch order; also the epochs that were validated."""
@@ -43,7 +44,9 @@ def _train(
 
     if store is not None and store.exists("model"):  # resuming: epochs continue after it
         epoch_of["next"] = json.loads((store.directory / "model.json").read_text())["epoch"] + 1
-    config = TrainingConfig(batch_size=8, lr=1e-2, precision="float32", patience=patience)
+    config = TrainingConfig(
+        batch_size=8, lr=1e-2, precision="float32", patience=patience, min_delta=min_delta
+    )
     result = train_stage(
         "model", module, step, validate, 32, len(scores), config, 0, store, hook, warmup=warmup
     )
@@ -80,3 +83,33 @@ def test_a_run_killed_in_its_warm_up_resumes_as_the_unbroken_run(tmp_path):
     assert resumed.resumed_from == 0 and validated == [2, 3, 4]
     assert resumed.history == unbroken.history
     assert resumed.best_epoch == unbroken.best_epoch == 3
+
+
+# a curve that has flattened: gains of 1e-4 after epoch 1
+CREEPING = [0.90, 0.95, 0.9501, 0.9502, 0.9503, 0.9504, 0.9505, 0.9506]
+
+
+def test_gains_below_min_delta_do_not_restart_the_patience():
+    every_gain, _ = _train(CREEPING, warmup=0, patience=2)
+    assert len(every_gain.history) == len(CREEPING)
+    flat, _ = _train(CREEPING, warmup=0, patience=2, min_delta=5e-4)
+    # progress last at epoch 1: epochs 2 and 3 spend the patience
+    assert len(flat.history) == 4
+    # the chosen epoch is still the best score seen
+    assert flat.best_epoch == 3 and flat.best_score == 0.9502
+
+
+def test_a_gain_above_min_delta_restarts_the_patience():
+    scores = [0.90, 0.95, 0.9501, 0.952, 0.9521, 0.9522, 0.9523]
+    result, _ = _train(scores, warmup=0, patience=2, min_delta=5e-4)
+    assert len(result.history) == 6 and result.best_epoch == 5
+
+
+def test_a_run_killed_with_min_delta_stops_where_the_unbroken_run_stops(tmp_path):
+    with pytest.raises(Killed):
+        _train(CREEPING, warmup=0, patience=2, min_delta=5e-4,
+               store=CheckpointStore(tmp_path), kill_after=2)
+    resumed, _ = _train(CREEPING, warmup=0, patience=2, min_delta=5e-4,
+                        store=CheckpointStore(tmp_path))
+    unbroken, _ = _train(CREEPING, warmup=0, patience=2, min_delta=5e-4)
+    assert resumed.history == unbroken.history and resumed.best_epoch == unbroken.best_epoch

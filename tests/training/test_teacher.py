@@ -79,3 +79,28 @@ def test_feature_sets_carry_the_raw_texts_through_subsets(eng_wiki):
     assert train.documents == list(eng_wiki.train.texts)
     assert test.documents == list(eng_wiki.test.texts)
     assert train.subset(np.array([3, 1])).documents == [train.documents[3], train.documents[1]]
+
+
+def test_the_siamese_teacher_learns_from_a_bounded_sample_and_grades_every_text(monkeypatch):
+    import fglab.training.teachers as teachers
+
+    trained_rows = []
+    real_train_stage = teachers.train_stage
+
+    def recording(stage, module, step, validate, n_rows, *args, **kwargs):
+        trained_rows.append((stage, n_rows))
+        return real_train_stage(stage, module, step, validate, n_rows, *args, **kwargs)
+
+    monkeypatch.setattr(teachers, "TEACHER_BOUND", 4)
+    monkeypatch.setattr(teachers, "train_stage", recording)
+    train = _feature_set(SPORT[:3] + MARKETS[:3], [0, 0, 0, 1, 1, 1])
+    validation = _feature_set([SPORT[3], MARKETS[3]], [0, 1])
+    config = FGLabConfig.from_dict({
+        "model": {"text_branch": "mlp", "hidden_dim": 8, "embed_dim": 8},
+        "training": {"epochs": 1, "siamese_epochs": 1, "siamese_warmup": 0, "batch_size": 6,
+                     "refit": False},
+        "labels": {"teacher": "siamese"},
+    })
+    method = FGLabMethod(config).fit(train, validation)
+    assert trained_rows == [("siamese", 4)]  # a stratified sample of the 6 texts
+    assert method.grades_.block(np.arange(6), np.arange(6)).shape == (6, 6)
