@@ -31,7 +31,7 @@ def is_pair_level(labels: np.ndarray) -> bool:
 #: Validation pairs that model selection scores at most (a seeded sample beyond), and
 #: training texts the teacher's text->text validation ranks at most: selection's time and
 #: memory do not grow with the collection.
-VALIDATION_BOUND = 5000
+VALIDATION_BOUND = 2000
 GALLERY_BOUND = 20000
 #: Training texts the siamese teacher learns from at most (a seeded, stratified sample
 #: beyond); it then grades every text. A text-text similarity of categories is learned long
