@@ -12,7 +12,7 @@ ignored): the validation MAP is then the mean reciprocal rank of the exact partn
 validation Recall@10 of the exact partner is shown too.
 
     python benchmarks/fglab_variants.py eng-wiki --seeds 0,1 [--variants a,b] [--pairs]
-        [--image-view VIEW] [--out F.json]
+        [--image-view VIEW] [--text-view VIEW] [--lr LR] [--out F.json]
 """
 
 from __future__ import annotations
@@ -171,6 +171,32 @@ VARIANTS: dict[str, tuple[dict, str]] = {
         {"labels": {"teacher": "sentence", "mode": "binned"}},
         "sentence teacher, 9 levels 0.1 ... 0.9",
     ),
+    # pair level (the exact item): losses that rank, the labels as weights or soft targets
+    "contrastive-tfidf": (
+        {"training": {"loss": "contrastive"}, "labels": {"teacher": "tfidf"}},
+        "tf-idf teacher weighting InfoNCE at temperature 0.1",
+    ),
+    "hardest-uniform": (
+        {"training": {"loss": "hardest", "margin": 0.2}, **UNIFORM},
+        "all labels equal, VSE++ hardest-negative hinge, margin 0.2",
+    ),
+    "hardest-tfidf": (
+        {"training": {"loss": "hardest", "margin": 0.2}, "labels": {"teacher": "tfidf"}},
+        "tf-idf teacher scaling the negatives of the hardest-negative hinge, margin 0.2",
+    ),
+    "soft-tfidf": (
+        {"training": {"loss": "soft-contrastive"}, "labels": {"teacher": "tfidf"}},
+        "InfoNCE with soft targets: half the positive, half softmax(tf-idf cosine / 0.1)",
+    ),
+    "soft-tfidf-mix0.2": (
+        {"training": {"loss": "soft-contrastive", "soft_mix": 0.2},
+         "labels": {"teacher": "tfidf"}},
+        "InfoNCE with soft targets, a fifth from the tf-idf teacher",
+    ),
+    "soft-sentence": (
+        {"training": {"loss": "soft-contrastive"}, "labels": {"teacher": "sentence"}},
+        "InfoNCE with soft targets from the sentence-embedding teacher",
+    ),
 }
 
 
@@ -181,10 +207,10 @@ def _merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def run_variant(name: str, train, seeds: list[int]) -> dict:
-    # one network unless the variant is about ensembles, learning rate 3e-4 unless it is about
-    # that: the variants compare design choices against one fixed base
-    base = {"training": {"refit": False, "ensemble": 1, "lr": 3e-4}}
+def run_variant(name: str, train, seeds: list[int], lr: float = 3e-4) -> dict:
+    # one network unless the variant is about ensembles, learning rate ``lr`` unless it is
+    # about that: the variants compare design choices against one fixed base
+    base = {"training": {"refit": False, "ensemble": 1, "lr": lr}}
     overrides = _merge(base, VARIANTS[name][0])
     runs = []
     for seed in seeds:
@@ -223,6 +249,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--pairs", action="store_true", help="each pair its own class")
     parser.add_argument("--image-view", default=None, help="default: the data set's")
+    parser.add_argument("--text-view", default="text:tfidf",
+                        help="text:tfidf (default) or text:tfidf+e5 / text:tfidf+minilm")
+    parser.add_argument("--lr", type=float, default=3e-4,
+                        help="the base learning rate of every variant (default 3e-4; the "
+                             "pair-level default of fglab is 6e-4)")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.variants.split(",")
@@ -231,17 +262,18 @@ def main() -> None:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     dataset = load_dataset(args.dataset, resolve_data_root(args.data_root))
     image_view = args.image_view or default_image_view(dataset)
-    train, _ = build_features(dataset, image_view, "text:tfidf")
+    train, _ = build_features(dataset, image_view, args.text_view)
     if args.pairs:
         train = train.with_labels(pair_labels(len(train)))
     results = []
     level = " (pair level: MAP = MRR of the exact partner)" if args.pairs else ""
-    print(f"{args.dataset} ({image_view}): validation avg MAP@all{level}, seeds {args.seeds}")
+    print(f"{args.dataset} ({image_view}, {args.text_view}, lr {args.lr:g}): validation avg "
+          f"MAP@all{level}, seeds {args.seeds}")
     print("| variant | " + " | ".join(f"seed {s}" for s in seeds)
           + " | mean | R@10 img→txt / txt→img | teacher MAP |")
     print("|---" * (len(seeds) + 4) + "|")
     for name in names:
-        result = run_variant(name, train, seeds)
+        result = run_variant(name, train, seeds, args.lr)
         results.append(result)
         teacher = [r["teacher_map"] for r in result["runs"] if r["teacher_map"] is not None]
         cells = " | ".join(f"{r['validation_map']:.4f}" for r in result["runs"])

@@ -10,7 +10,10 @@ cache of its own (``OUT/cache/n<N>``, emptied first, so the extraction is cold):
 runs ``extract_image_features`` on the manifest's image paths; then for each label setting
 `fglab train manifest:PATH --method fglab` (``--pairs`` for the run without labels, same
 collection) and `fglab index RUN --dataset manifest:PATH`. Training reads the image features
-from the warm cache. Memory: ``peak RSS`` is the largest resident set of the step's process
+from the warm cache. Every run gets the same views, EfficientNet-Lite0 and tf-idf
+(``--image-view``, ``--text-view``), so sizes and label settings compare: at pair level the
+defaults are richer (Lite0 and Lite2, tf-idf and USE), whose extra featurization is measured
+apart (docs/benchmarks.md). Memory: ``peak RSS`` is the largest resident set of the step's process
 or of any process it started and waited for (the kernel's own maximum, from ``wait4``);
 ``tree`` is the largest sum of PSS (proportional set size: shared pages split between the
 processes that share them) over the process and all its descendants, sampled every 0.5 s.
@@ -341,7 +344,8 @@ def main() -> None:
             run, index = out / "runs" / name, out / "indexes" / name
             shutil.rmtree(run, ignore_errors=True)  # `fglab train` resumes a run it finds
             shutil.rmtree(index, ignore_errors=True)
-            command = fglab_command("train", spec, "--method", "fglab", "--out", str(run))
+            command = fglab_command("train", spec, "--method", "fglab", "--out", str(run),
+                                    "--image-view", VIEW, "--text-view", "text:tfidf")
             train = run_step(command + (["--pairs"] if setting == "no" else []),
                              out / "logs" / f"{name}-train.log", env)
             indexed = run_step(fglab_command("index", str(run), "--dataset", spec,

@@ -18,7 +18,7 @@ LABEL_MODES = ("uniform", "continuous", "binned")
 TEACHERS = ("auto", "siamese", "sentence", "tfidf")
 SCORE_DROPOUTS = ("gaussian", "bernoulli")
 PRECISIONS = ("auto", "float32", "bfloat16")
-LOSSES = ("pairwise", "contrastive")
+LOSSES = ("pairwise", "contrastive", "hardest", "soft-contrastive")
 #: Learning rates of ``training.lr`` null: by category (eng-wiki validation) and at pair
 #: level (chinese-news validation, benchmarks/fglab_variants.py --pairs).
 CATEGORY_LR, PAIR_LR = 3e-4, 6e-4
@@ -131,8 +131,14 @@ class TrainingConfig:
     # "pairwise": the paper's pairwise similarity loss (variances and the gap of the mean
     # positive and negative scores); "contrastive": symmetric InfoNCE over each batch's
     # score matrix at ``temperature`` (a ranking loss); both weighted by the labels.
+    # "hardest": VSE++'s hinge against the hardest negative of each row and column at
+    # ``margin`` (labels scale the negatives' scores); "soft-contrastive": InfoNCE whose
+    # targets mix the positives with ``soft_mix`` times the softmax of the teacher's
+    # text-text similarities at ``soft_temperature`` (the labels as soft targets).
     loss: str = "pairwise"
     temperature: float = 0.1
+    soft_mix: float = 0.5
+    soft_temperature: float = 0.1
     margin: float = 0.8
     lam: float = 0.35
     patience: int = 4  # stop after this many epochs without a better validation MAP

@@ -15,7 +15,12 @@ from fglab.data.collection import is_labeled, load_training_collection
 from fglab.data.wikipedia import CrossModalDataset
 from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
 from fglab.features.featureset import FeatureSet
-from fglab.features.views import build_features, default_image_view
+from fglab.features.views import (
+    PAIR_TEXT_VIEW,
+    build_features,
+    default_image_view,
+    reads_words,
+)
 from fglab.io import atomic_write_text
 from fglab.method import NO_CATEGORIES, ReportContext, check_trains_on_pairs, fit_method
 from fglab.registry import get_method
@@ -64,19 +69,21 @@ def method_views(
     method_name: str,
     image_view: str | None = None,
     text_view: str | None = None,
+    pairs: bool = False,
 ) -> tuple[str, str]:
     """The (image, text) views a method gets: the named ones, or by default the data set's
-    image view and tf-idf, for every method alike (equal features: the words fglab's graph
-    needs; the literature's shipped LDA view only when named)."""
+    image view and tf-idf (``pairs``: PAIR_IMAGE_VIEW and PAIR_TEXT_VIEW), for every method
+    alike (equal features: the words fglab's graph needs; the literature's shipped LDA view
+    only when named)."""
     method = get_method(method_name).build(seed=0)
     if text_view is None:
-        text_view = "text:tfidf"
-    elif method.text_input == "bag_of_words" and text_view != "text:tfidf":
+        text_view = PAIR_TEXT_VIEW if pairs else "text:tfidf"
+    elif method.text_input == "bag_of_words" and not reads_words(text_view):
         raise ValueError(
             f"{method_name} reads words (its word graph needs text:tfidf), not {text_view}; "
-            f"leave it out of --methods or use --text-view text:tfidf"
+            f"leave it out of --methods or use --text-view text:tfidf (or text:tfidf+e5)"
         )
-    return image_view or default_image_view(dataset), text_view
+    return image_view or default_image_view(dataset, pairs), text_view
 
 
 def run_method(
@@ -208,7 +215,8 @@ def reproduce(
     pairs = pairs or not is_labeled(dataset)
     if pairs:
         method_names = _pair_level_methods(method_names, on_skip)
-    views_of = {name: method_views(dataset, name, image_view, text_view) for name in method_names}
+    views_of = {name: method_views(dataset, name, image_view, text_view, pairs)
+                for name in method_names}
     seeds = list(range(n_seeds))
     previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds, pairs)
     previous = {name: summary for name, summary in previous.items() if name not in rerun}

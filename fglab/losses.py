@@ -118,3 +118,50 @@ def dscmr_loss(
     )
     invariance = (image_common - text_common).norm(dim=1).mean()
     return label_space + alpha * common + beta * invariance
+
+
+def hardest_negative_loss(
+    scores: torch.Tensor, positive: torch.Tensor, weights: torch.Tensor | None = None,
+    margin: float = 0.2,
+) -> torch.Tensor:
+    """VSE++'s max-of-hinges (Faghri et al., BMVC 2018) over an (n, n) score matrix of
+    images (rows) and texts (columns): each positive pair against the hardest negative of its
+    row and of its column, ``max(0, margin + s_neg - s_pos)``, averaged over positives.
+    ``weights`` scale each negative's score gap before the max (a negative graded hard
+    counts as closer); None: the plain loss."""
+    positive = positive.bool()
+    excluded = torch.finfo(scores.dtype).min
+    gaps = scores if weights is None else scores * weights
+    negatives = gaps.masked_fill(positive, excluded)
+    hardest_text = negatives.max(dim=1).values  # per image row
+    hardest_image = negatives.max(dim=0).values  # per text column
+    rows, cols = torch.nonzero(positive, as_tuple=True)
+    s_pos = scores[rows, cols]
+    loss = F.relu(margin + hardest_text[rows] - s_pos) + F.relu(
+        margin + hardest_image[cols] - s_pos
+    )
+    return loss.mean() / 2
+
+
+def soft_target_contrastive_loss(
+    scores: torch.Tensor, positive: torch.Tensor, similarity: torch.Tensor,
+    temperature: float = 0.1, target_temperature: float = 0.1, mix: float = 0.5,
+) -> torch.Tensor:
+    """Symmetric InfoNCE with soft targets (SoftCLIP, Gao et al. AAAI 2024; ALBEF's
+    distillation): each row's target is ``(1 - mix)`` times its positives (uniform over them)
+    plus ``mix`` times softmax(similarity / target_temperature) of the teacher's text-text
+    similarities in [0, 1], so a near-duplicate caption gets partial credit instead of being
+    pushed away as a negative. ``mix`` = 0 is plain InfoNCE."""
+    positive = positive.float()
+    hard = positive / positive.sum(dim=1, keepdim=True).clamp_min(1)
+    soft = torch.softmax(similarity / target_temperature, dim=1)
+    targets = (1 - mix) * hard + mix * soft
+    logits = scores / temperature
+
+    def one_direction(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+    # the similarity of texts is symmetric: the columns' targets are its transpose's rows
+    hard_t = positive.T / positive.T.sum(dim=1, keepdim=True).clamp_min(1)
+    targets_t = (1 - mix) * hard_t + mix * torch.softmax(similarity.T / target_temperature, 1)
+    return (one_direction(logits, targets) + one_direction(logits.T, targets_t)) / 2

@@ -59,8 +59,11 @@ class RetrievalPipeline:
                 f"{self.text_view!r}, which cannot be computed from raw text; "
                 "train with a text:tfidf method (e.g. fglab) to search by text"
             )
+        from fglab.features.views import text_rows
+
         tokenizer = make_tokenizer(self.language, self.stopwords)
-        return self.text_features.transform([tokenizer(t) for t in texts])
+        return text_rows(self.text_features, [tokenizer(t) for t in texts], texts,
+                         self.text_view)
 
     def encode_image_features(self, features: np.ndarray) -> np.ndarray:
         """Rows of the run's image view -> (n, d) embeddings."""
@@ -226,7 +229,7 @@ def train_pipeline(
     pairs = pairs or not is_labeled(dataset)
     if pairs:  # before any features are built
         check_trains_on_pairs(method, method_name)
-    image_view, text_view = method_views(dataset, method_name, image_view, text_view)
+    image_view, text_view = method_views(dataset, method_name, image_view, text_view, pairs)
     texts = dataset.train.texts + dataset.test.texts
     estimate = estimate_fit(len(texts), image_view_dim(dataset, image_view), sum(map(len, texts)))
     logger.info("training on %s", estimate.describe())

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from fglab.losses import (
+    hardest_negative_loss,
     pairwise_similarity_loss,
+    soft_target_contrastive_loss,
     weighted_contrastive_loss,
     weighted_pairwise_similarity_loss,
 )
@@ -101,3 +103,47 @@ def test_a_heavier_negative_raises_the_contrastive_loss():
     assert float(weighted_contrastive_loss(scores, positive, heavier)) > float(
         weighted_contrastive_loss(scores, positive, weights)
     )
+
+
+def test_hardest_negative_loss_takes_the_hardest_negative_of_each_row_and_column():
+    scores = torch.tensor([[0.9, 0.8, 0.1], [0.2, 0.5, 0.6], [0.0, 0.3, 0.7]])
+    positive = torch.eye(3, dtype=torch.bool)
+    # rows: hardest negatives 0.8, 0.6, 0.3; columns: 0.2, 0.8, 0.6
+    by_row = [max(0, 0.2 + 0.8 - 0.9), max(0, 0.2 + 0.6 - 0.5), max(0, 0.2 + 0.3 - 0.7)]
+    by_col = [max(0, 0.2 + 0.2 - 0.9), max(0, 0.2 + 0.8 - 0.5), max(0, 0.2 + 0.6 - 0.7)]
+    expected = (sum(by_row) + sum(by_col)) / 3 / 2
+    assert hardest_negative_loss(scores, positive, margin=0.2).item() == pytest.approx(expected)
+
+
+def test_a_weighted_negative_can_become_the_hardest():
+    scores = torch.tensor([[0.9, 0.5, 0.4], [0.1, 0.9, 0.2], [0.1, 0.2, 0.9]])
+    positive = torch.eye(3, dtype=torch.bool)
+    weights = torch.ones(3, 3)
+    plain = hardest_negative_loss(scores, positive, weights, margin=0.5)
+    weights[0, 2] = 2.0  # graded hard: 0.4 counts as 0.8, above 0.5
+    assert hardest_negative_loss(scores, positive, weights, margin=0.5) > plain
+
+
+def test_soft_targets_without_mix_are_plain_infonce():
+    torch.manual_seed(0)
+    scores = torch.randn(5, 5)
+    positive = torch.eye(5, dtype=torch.bool)
+    similarity = torch.rand(5, 5)
+    plain = weighted_contrastive_loss(scores, positive, None, 0.1)
+    soft = soft_target_contrastive_loss(scores, positive, similarity, 0.1, 0.1, mix=0.0)
+    assert soft.item() == pytest.approx(plain.item(), rel=1e-5)
+
+
+def test_soft_targets_give_a_near_duplicate_caption_partial_credit():
+    # texts 0 and 1 are near-duplicates: plain InfoNCE prefers them pushed apart, soft
+    # targets prefer them close
+    close = torch.tensor([[2.0, 1.9, -1.0], [1.9, 2.0, -1.0], [-1.0, -1.0, 2.0]])
+    apart = torch.tensor([[2.0, -1.0, -1.0], [-1.0, 2.0, -1.0], [-1.0, -1.0, 2.0]])
+    positive = torch.eye(3, dtype=torch.bool)
+    similarity = torch.tensor([[1.0, 0.95, 0.0], [0.95, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+    def loss(scores, mix):
+        return soft_target_contrastive_loss(scores, positive, similarity, 0.1, 0.1, mix=mix)
+
+    assert loss(apart, 0.0) < loss(close, 0.0)
+    assert loss(close, 0.5) < loss(apart, 0.5)

@@ -18,7 +18,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fglab.data.manifest import Manifest, is_manifest_spec, load_manifest
-from fglab.features.featurize import FEATURE_VIEWS, Featurized, featurize, view_kind, view_store
+from fglab.features.featurize import (
+    FEATURE_VIEWS,
+    Featurized,
+    featurize,
+    stored_parts,
+    view_kind,
+    view_store,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--view", default="image:efficientnet-lite0",
-        help=f"feature view, one of: {', '.join(FEATURE_VIEWS)} "
+        help=f"feature view, one of: {', '.join(FEATURE_VIEWS)}, or several image views "
+        "side by side (image:efficientnet-lite0+efficientnet-lite2: each part is stored) "
         "(default: image:efficientnet-lite0)",
     )
     parser.add_argument(
@@ -50,7 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kind = view_kind(args.view)
+    for view in stored_parts(args.view):  # a joined view: each part into its store
+        featurize_view(args, view)
+    return 0
+
+
+def featurize_view(args: argparse.Namespace, view: str) -> None:
+    kind = view_kind(view)
     groups, notes = _groups(args.name, args.data_root, kind)
     for line in notes:
         print(line)
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     total_failed = total = 0
     for label, ids, inputs in groups:
         start = time.perf_counter()
-        done = compute(args.view, inputs, args.cache_dir)
+        done = compute(view, inputs, args.cache_dir)
         seconds = time.perf_counter() - start
         for row, reason in done.failures.items():
             print(f"[{label}] {ids[row]}: {reason}")
@@ -66,13 +80,12 @@ def run(args: argparse.Namespace) -> int:
         total += len(inputs)
         unit = "images" if kind == "image" else "texts"
         print(
-            f"{label}: {len(inputs)} {unit} -> {done.dim}-d {args.view} in {seconds:.1f} s "
+            f"{label}: {len(inputs)} {unit} -> {done.dim}-d {view} in {seconds:.1f} s "
             f"({len(inputs) / max(seconds, 1e-9):.0f} {unit}/s, {done.computed} computed), "
             f"{len(done.failures)} failed"
         )
-    store, _ = view_store(args.view, args.cache_dir)
+    store, _ = view_store(view, args.cache_dir)
     print(f"{total} inputs, {total_failed} failed (zero features); store: {store.folder}")
-    return 0
 
 
 def _groups(name: str, data_root, kind: str) -> tuple[list[tuple[str, list, list]], list[str]]:

@@ -43,6 +43,21 @@ def view_kind(view: str) -> str:
     raise ValueError(f"unknown feature view {view!r}; known: {', '.join(FEATURE_VIEWS)}")
 
 
+def stored_parts(view: str) -> list[str]:
+    """The stored views a (possibly joined) view is made of: ``image:A+B`` -> [image:A,
+    image:B], ``text:tfidf+e5`` -> [text:e5] (tf-idf is fitted per run, not stored)."""
+    from fglab.features.views import WORDS_AND_SENTENCE_VIEWS
+
+    if view in WORDS_AND_SENTENCE_VIEWS:
+        return [WORDS_AND_SENTENCE_VIEWS[view]]
+    if view.startswith("image:") and "+" in view:
+        from fglab.features.image_views import image_view_parts
+
+        return image_view_parts(view)
+    view_kind(view)  # an unknown view fails here, naming the known ones
+    return [view]
+
+
 def view_store(view: str, root: Path | None = None) -> tuple[FeatureStore, int]:
     """The store of a view (under ``root``, default ``$FGLAB_CACHE/features``) and its dim."""
     if view_kind(view) == "image":

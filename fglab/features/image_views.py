@@ -25,9 +25,28 @@ IMAGE_VIEWS: dict[str, ImageExtractor] = {
 def image_extractor(view: str) -> ImageExtractor:
     if view not in IMAGE_VIEWS:
         raise ValueError(
-            f"unknown image view {view!r}; computed image views: {', '.join(IMAGE_VIEWS)}"
+            f"unknown image view {view!r}; computed image views: {', '.join(IMAGE_VIEWS)}, "
+            "or several side by side (image:efficientnet-lite0+efficientnet-lite2)"
         )
     return IMAGE_VIEWS[view]
+
+
+def image_view_parts(view: str) -> list[str]:
+    """The computed views that ``view`` joins side by side: ``image:A+B`` -> [image:A,
+    image:B] (each checked); a single view -> [view]."""
+    if not view.startswith("image:"):
+        image_extractor(view)  # the error names the known views
+    parts = [f"image:{name}" for name in view.removeprefix("image:").split("+")]
+    for part in parts:
+        image_extractor(part)
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"image view {view!r} names a part twice")
+    return parts
+
+
+def image_view_width(view: str) -> int:
+    """The width of a computed image view (IMAGE_FEATURE_DIM per part)."""
+    return IMAGE_FEATURE_DIM * len(image_view_parts(view))
 
 
 def extract_image_features(
@@ -38,16 +57,28 @@ def extract_image_features(
 ) -> tuple[np.ndarray, dict[int, str]]:
     """Features for every row (zeros where a file failed) and {row index: reason} for the
     failures. Stored in the feature store under ``cache_dir`` (default:
-    ``$FGLAB_CACHE/features`` or ``~/.cache/fglab/features``) by file content and extractor."""
-    extractor = image_extractor(view)
-    cache = open_store(extractor.cache_name, cache_dir)
-    return extract(list(paths), extractor, cache, progress=progress)
+    ``$FGLAB_CACHE/features`` or ``~/.cache/fglab/features``) by file content and extractor.
+    A joined view (``image:A+B``) is each part's features side by side; a file that failed
+    in any part fails."""
+    rows, failures = [], {}
+    for part in image_view_parts(view):
+        extractor = image_extractor(part)
+        cache = open_store(extractor.cache_name, cache_dir)
+        features, failed = extract(list(paths), extractor, cache, progress=progress)
+        rows.append(features)
+        failures = {**failed, **failures}
+    joined = np.hstack(rows) if len(rows) > 1 else rows[0]
+    if len(rows) > 1:
+        joined[list(failures)] = 0.0
+    return joined, failures
 
 
 def image_features_of_bytes(data: bytes, view: str) -> np.ndarray:
     """(dim,) features of one image held in memory; ImageProblem (a ValueError) if it cannot
     be decoded. Not cached: uploads are not kept."""
-    return features_of_bytes(data, image_extractor(view))
+    return np.concatenate(
+        [features_of_bytes(data, image_extractor(part)) for part in image_view_parts(view)]
+    )
 
 
 def extract_image_view(split: Split, view: str) -> np.ndarray:

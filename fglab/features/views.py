@@ -3,23 +3,59 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from fglab.data.tokenize import make_tokenizer
 from fglab.data.wikipedia import CrossModalDataset, Split
 from fglab.features.featureset import FeatureSet
 from fglab.features.text import TfidfTextFeatures
 
-COMPUTED_TEXT_VIEWS = ("text:tfidf", "text:minilm", "text:e5")
+COMPUTED_TEXT_VIEWS = ("text:tfidf", "text:minilm", "text:e5", "text:use")
+#: tf-idf followed by a sentence embedding of each text: the words for the graph branch, the
+#: pretrained encoder's reading beside them (one sparse row per text).
+WORDS_AND_SENTENCE_VIEWS = {
+    "text:tfidf+use": "text:use", "text:tfidf+e5": "text:e5", "text:tfidf+minilm": "text:minilm",
+}
+
+#: The default views at pair level (the exact item), chosen on validation (docs/results.md,
+#: "Pair level"): tf-idf and USE for the text; EfficientNet-Lite0 and -Lite2 side by side
+#: where the image view would be Lite0 (a data set with SIFT keeps it). With categories the
+#: defaults stay text:tfidf and the data set's image view.
+PAIR_TEXT_VIEW = "text:tfidf+use"
+PAIR_IMAGE_VIEW = "image:efficientnet-lite0+efficientnet-lite2"
+
+
+def reads_words(text_view: str) -> bool:
+    """Whether ``text_view`` starts with tf-idf over a learned vocabulary."""
+    return text_view == "text:tfidf" or text_view in WORDS_AND_SENTENCE_VIEWS
+
+
+def text_rows(
+    featurizer: TfidfTextFeatures, tokens: list[list[str]], texts: list[str], text_view: str,
+    progress: bool = False,
+) -> sparse.csr_matrix:
+    """The rows of a tf-idf view (``text:tfidf`` or ``text:tfidf+SENTENCE``) of ``texts``,
+    already split into ``tokens``: tf-idf, then the sentence embedding if the view has one."""
+    rows = featurizer.transform(tokens)
+    sentence_view = WORDS_AND_SENTENCE_VIEWS.get(text_view)
+    if sentence_view is None:
+        return rows
+    from fglab.features.sentence import embed_texts
+
+    embedded = embed_texts(texts, sentence_view, progress=progress)
+    return sparse.hstack([rows, sparse.csr_matrix(embedded)], format="csr", dtype=np.float32)
 
 
 def available_views(dataset: CrossModalDataset) -> list[str]:
-    return sorted(dataset.train.shipped) + list(COMPUTED_TEXT_VIEWS)
+    return sorted(dataset.train.shipped) + list(COMPUTED_TEXT_VIEWS) + list(
+        WORDS_AND_SENTENCE_VIEWS
+    )
 
 
-def default_image_view(dataset: CrossModalDataset) -> str:
+def default_image_view(dataset: CrossModalDataset, pairs: bool = False) -> str:
     if "image:sift" in dataset.train.shipped:
         return "image:sift"
-    return "image:efficientnet-lite0"
+    return PAIR_IMAGE_VIEW if pairs else "image:efficientnet-lite0"
 
 
 def build_features(
@@ -28,13 +64,14 @@ def build_features(
     """Train and test feature sets; anything learned (vocabulary, idf) sees train only."""
     train_images, test_images = (_image_matrix(dataset, s, image_view) for s in ("train", "test"))
     vocabulary = train_tokens = test_tokens = tfidf = None
-    if text_view == "text:tfidf":
+    if reads_words(text_view):
         tokenizer = make_tokenizer(dataset.language, dataset.stopwords)
         train_tokens = [tokenizer(t) for t in dataset.train.texts]
         test_tokens = [tokenizer(t) for t in dataset.test.texts]
         tfidf = TfidfTextFeatures(_pretokenized, tfidf_min_df)
         tfidf.fit(train_tokens)
-        train_texts, test_texts = tfidf.transform(train_tokens), tfidf.transform(test_tokens)
+        train_texts = text_rows(tfidf, train_tokens, dataset.train.texts, text_view, True)
+        test_texts = text_rows(tfidf, test_tokens, dataset.test.texts, text_view, True)
         vocabulary = tfidf.vocabulary_
     elif text_view in ("text:minilm", "text:e5"):  # sentence embeddings, cached per text
         from fglab.features.sentence import embed_texts
@@ -81,10 +118,9 @@ def image_view_dim(dataset: CrossModalDataset, view: str) -> int:
     """The width of image view ``view`` of ``dataset``, known before any image is read."""
     if view in dataset.train.shipped:
         return int(dataset.train.shipped[view].shape[1])
-    from fglab.features.image_views import IMAGE_FEATURE_DIM, image_extractor
+    from fglab.features.image_views import image_view_width
 
-    image_extractor(view)  # an unknown view fails here, naming the known ones
-    return IMAGE_FEATURE_DIM
+    return image_view_width(view)  # an unknown view fails here, naming the known ones
 
 
 def _image_matrix(dataset: CrossModalDataset, split_name: str, view: str) -> np.ndarray:

@@ -18,9 +18,12 @@ class SiameseTextNetwork(nn.Module):
     """One text branch applied to both texts of a pair (shared weights), scored like the
     cross-modal model. Its similarities grade how hard each training pair is."""
 
-    def __init__(self, n_words: int, config: ModelConfig, laplacian: sparse.spmatrix | None):
+    def __init__(
+        self, n_words: int, config: ModelConfig, laplacian: sparse.spmatrix | None,
+        n_sentence: int = 0,
+    ):
         super().__init__()
-        self.text = TextBranch(n_words, config, laplacian)
+        self.text = TextBranch(n_words, config, laplacian, n_sentence)
         self.scorer = DualPathScorer(config.embed_dim, config.dropout, config.score_dropout)
 
     def embed(self, texts: torch.Tensor) -> torch.Tensor:
@@ -42,9 +45,10 @@ class CrossModalNetwork(nn.Module):
         laplacian: sparse.spmatrix | None,
         n_classes: int = 0,
         n_image_landmarks: int = 0,
+        n_sentence: int = 0,
     ):
         super().__init__()
-        self.text = TextBranch(n_words, config, laplacian)
+        self.text = TextBranch(n_words, config, laplacian, n_sentence)
         self.image = ImageBranch(n_image_features, config, n_image_landmarks)
         self.embedding, self.embedding_scale = config.embedding, config.embedding_scale
         if self.embedding == "auto":

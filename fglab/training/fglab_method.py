@@ -25,14 +25,19 @@ from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
 from fglab.hardware import fast_bfloat16, set_fit_threads
 from fglab.labels import TextGrades
-from fglab.losses import weighted_contrastive_loss, weighted_pairwise_similarity_loss
+from fglab.losses import (
+    hardest_negative_loss,
+    soft_target_contrastive_loss,
+    weighted_contrastive_loss,
+    weighted_pairwise_similarity_loss,
+)
 from fglab.method import ReportContext, RetrievalMethod
 from fglab.metrics import blocked_average_precisions
 from fglab.models.siamese import CrossModalNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
 from fglab.training.teachers import SiameseTeacher, sentence_grades, tfidf_grades
-from fglab.training.tensors import FeatureRows, batched
+from fglab.training.tensors import FeatureRows, batched, sentence_columns
 
 logger = logging.getLogger(__name__)
 MEMBER_SEED_STEP = 1000  # ensemble member k initializes from seed + 1 + k * this
@@ -130,6 +135,8 @@ class FGLabMethod(RetrievalMethod):
             train.images.shape[1], pair_level, fast_bfloat16(), len(train) + len(validation)
         )
         self.vocabulary_ = list(train.vocabulary)
+        # columns after the vocabulary: a sentence embedding per text (text:tfidf+e5)
+        self.n_sentence_ = train.texts.shape[1] - len(self.vocabulary_)
         self.language_ = train.language
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
         store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
@@ -216,7 +223,8 @@ class FGLabMethod(RetrievalMethod):
         if labels_config.teacher == "tfidf":
             return tfidf_grades(train, scored, graded_too, pair_level, seed)
         teacher = SiameseTeacher(
-            self.config, self._n_words(), self.laplacian_, self.stages_, store, self.on_epoch_end
+            self.config, self._n_words(), self.laplacian_, self.stages_, store, self.on_epoch_end,
+            self.n_sentence_,
         )
         return teacher.grades(texts, labels, scored, extra)
 
@@ -251,8 +259,11 @@ class FGLabMethod(RetrievalMethod):
         n_classes = int(labels.max()) + 1 if cfg.training.class_weight else 0
         landmarks = cfg.model.image_landmarks(images.shape[1], len(images))
         network = CrossModalNetwork(
-            self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes, landmarks
+            self._n_words(), images.shape[1], cfg.model, self.laplacian_, n_classes, landmarks,
+            self.n_sentence_,
         )
+        if self.n_sentence_:
+            network.text.fit_sentence_map(sentence_columns(texts, self._n_words()))
         targets = torch.from_numpy(labels).long()
         network.image.fit_input_map(images.numpy(), cfg.seed)
         with torch.no_grad():
@@ -266,23 +277,28 @@ class FGLabMethod(RetrievalMethod):
             t, v, scores = network.from_image_inputs(texts[rows], image_inputs[rows])
             scores = scores.float()
             w = None
+            training = cfg.training
+            if training.loss == "soft-contrastive":
+                similarity = (torch.from_numpy(grades.block(rows, rows).astype(np.float32))
+                              if grades is not None else pos.float())
+                loss = soft_target_contrastive_loss(
+                    scores, pos, similarity, training.temperature, training.soft_temperature,
+                    training.soft_mix if grades is not None else 0.0,
+                )
+                return loss + self._class_loss(network, t, v, targets[rows])
             if grades is not None:
                 w = torch.from_numpy(
                     grades.batch_weights(rows, labels, label_config).astype(np.float32)
                 )
-            if cfg.training.loss == "contrastive":
-                loss = weighted_contrastive_loss(scores, pos, w, cfg.training.temperature)
+            if training.loss == "contrastive":
+                loss = weighted_contrastive_loss(scores, pos, w, training.temperature)
+            elif training.loss == "hardest":
+                loss = hardest_negative_loss(scores, pos, w, training.margin)
             else:
                 loss = weighted_pairwise_similarity_loss(
                     scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
                 )
-            if network.classifier is not None:
-                y = targets[rows]
-                semantic = F.cross_entropy(network.class_logits(t), y) + F.cross_entropy(
-                    network.class_logits(v), y
-                )
-                loss = loss + cfg.training.class_weight * semantic / 2
-            return loss
+            return loss + self._class_loss(network, t, v, targets[rows])
 
         def validate() -> float:
             if network.classifier is not None and cfg.model.semantic_weight is None:
@@ -306,6 +322,17 @@ class FGLabMethod(RetrievalMethod):
             self.on_epoch_end,
         )
         return network
+
+    def _class_loss(
+        self, network: CrossModalNetwork, t: torch.Tensor, v: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor | float:
+        """The shared classifier's cross-entropy on both branches, weighted (0 without it)."""
+        if network.classifier is None:
+            return 0.0
+        semantic = F.cross_entropy(network.class_logits(t), y) + F.cross_entropy(
+            network.class_logits(v), y
+        )
+        return self.config.training.class_weight * semantic / 2
 
     # -- encoding ------------------------------------------------------------------------
     # An ensemble's score is the mean of its networks' scores: the embeddings of the

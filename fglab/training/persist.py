@@ -34,6 +34,7 @@ def save_method(method: FGLabMethod, directory: Path) -> None:
         "n_classes": first.classifier.out_features if first.classifier else 0,
         "n_image_landmarks": first.image.n_landmarks,
         "n_networks": len(method.networks_),
+        "n_sentence": method.n_sentence_,
         "siamese_map": getattr(method, "siamese_map_", None),
         "stages": {name: stage.to_json() for name, stage in method.stages_.items()},
         "timings": getattr(method, "timings_", {}),
@@ -63,6 +64,7 @@ def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
     method = cls(FGLabConfig.load(directory / CONFIG_FILE))
     state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
     method.vocabulary_, method.language_ = state["vocabulary"], state["language"]
+    method.n_sentence_ = state.get("n_sentence", 0)
     method.siamese_map_ = state["siamese_map"]
     method.timings_ = state.get("timings", {})
     with safe_open(directory / WEIGHTS_FILE, framework="pt") as handle:
@@ -83,6 +85,7 @@ def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
             method.laplacian_,
             state["n_classes"],
             state.get("n_image_landmarks", 0),
+            state.get("n_sentence", 0),
         )
         prefix = _prefix(member)
         network.load_state_dict(

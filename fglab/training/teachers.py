@@ -23,7 +23,7 @@ from fglab.metrics import blocked_average_precisions
 from fglab.models.siamese import SiameseTextNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
-from fglab.training.tensors import FeatureRows, batched
+from fglab.training.tensors import FeatureRows, batched, sentence_columns
 
 
 def text_to_text_map(
@@ -70,17 +70,19 @@ def tfidf_grades(
 ) -> tuple[TextGrades, float | None]:
     """Cosines of the texts' tf-idf rows (the text view itself: nothing to embed or train),
     and the text->text MAP as :func:`sentence_grades` gives it."""
-    rows = sparse.csr_matrix(train.texts, dtype=np.float64)
+    words = len(train.vocabulary or [])  # the tf-idf columns (a sentence part may follow)
+    rows = sparse.csr_matrix(train.texts, dtype=np.float64)[:, :words]
     text_map = None
     if not pair_level:
-        queries = sparse.csr_matrix(scored.texts, dtype=np.float64)
+        queries = sparse.csr_matrix(scored.texts, dtype=np.float64)[:, :words]
         gallery = rows[bounded_sample(train.labels, GALLERY_BOUND, seed)].T.tocsc()
         gallery_labels = train.labels[bounded_sample(train.labels, GALLERY_BOUND, seed)]
         text_map = float(blocked_average_precisions(
             lambda r: (queries[r] @ gallery).toarray(), scored.labels, gallery_labels
         ).mean())
     if extra is not None:
-        rows = sparse.vstack([rows, sparse.csr_matrix(extra.texts, dtype=np.float64)]).tocsr()
+        extra_rows = sparse.csr_matrix(extra.texts, dtype=np.float64)[:, :words]
+        rows = sparse.vstack([rows, extra_rows]).tocsr()
     return TextGrades([CosineSimilarity(rows)]), text_map
 
 
@@ -96,6 +98,7 @@ class SiameseTeacher:
     stages: dict[str, StageResult]
     store: CheckpointStore | None = None
     on_epoch_end: EpochHook | None = None
+    n_sentence: int = 0  # sentence-embedding columns after the tf-idf ones
 
     def grades(
         self, texts: FeatureRows, labels: np.ndarray, validation: FeatureSet,
@@ -141,8 +144,10 @@ class SiameseTeacher:
         cfg = self.config
         rows = rows[bounded_sample(labels[rows], TEACHER_BOUND, cfg.seed)]
         torch.manual_seed(cfg.seed)
-        net = SiameseTextNetwork(self.n_words, cfg.model, self.laplacian)
+        net = SiameseTextNetwork(self.n_words, cfg.model, self.laplacian, self.n_sentence)
         texts, labels = texts.subset(rows), labels[rows]
+        if self.n_sentence:
+            net.text.fit_sentence_map(sentence_columns(texts, self.n_words))
         val_texts = FeatureRows(validation.texts)
         gallery = bounded_sample(labels, GALLERY_BOUND, cfg.seed)
         gallery_texts = texts.subset(gallery)

@@ -57,3 +57,9 @@ def batched(
     with torch.no_grad():
         parts = [fn(x[i : i + ENCODE_BATCH]) for i in range(0, len(x), ENCODE_BATCH)]
         return torch.cat(parts).float()
+
+
+def sentence_columns(texts: FeatureRows, n_words: int) -> np.ndarray:
+    """The dense sentence-embedding columns that follow the ``n_words`` tf-idf columns."""
+    part = texts.matrix[:, n_words:]
+    return part.toarray() if sparse.issparse(part) else np.asarray(part)

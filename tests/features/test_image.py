@@ -151,3 +151,24 @@ def test_an_unknown_network_is_named():
 
     with pytest.raises(ValueError, match="no weights for 'efficientnet-lite9'"):
         weight_file("efficientnet-lite9")
+
+
+def test_a_joined_view_is_its_parts_side_by_side(images, tmp_path, monkeypatch):
+    from fglab.features.image_views import image_view_parts, image_view_width
+
+    monkeypatch.setenv("FGLAB_CACHE", str(tmp_path))
+    joined = "image:efficientnet-lite0+efficientnet-lite1"
+    assert image_view_parts(joined) == ["image:efficientnet-lite0", "image:efficientnet-lite1"]
+    assert image_view_width(joined) == 2560
+    paths = [images["jpeg"], images["tiny"]]
+    features, failures = extract_image_features(paths, joined)
+    lite0, _ = extract_image_features(paths, "image:efficientnet-lite0")
+    lite1, _ = extract_image_features(paths, "image:efficientnet-lite1")
+    np.testing.assert_allclose(features, np.hstack([lite0, lite1]), atol=1e-6)
+    assert sorted(failures) == [1] and not features[1].any()
+    data = images["jpeg"].read_bytes()
+    np.testing.assert_allclose(image_features_of_bytes(data, joined)[:1280],
+                               image_features_of_bytes(data, "image:efficientnet-lite0"))
+    for bad in ("image:efficientnet-lite0+resnet", "image:efficientnet-lite0+efficientnet-lite0"):
+        with pytest.raises(ValueError, match="unknown image view|names a part twice"):
+            image_view_parts(bad)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -277,3 +278,40 @@ def test_pair_level_has_no_classifier_and_weights_must_not_be_negative():
         FGLabConfig.from_dict({"model": {"semantic_weight": -1}})
     with pytest.raises(ValueError, match="class_weight"):
         FGLabConfig.from_dict({"training": {"class_weight": -0.5}})
+
+
+@pytest.mark.parametrize("loss", ["hardest", "soft-contrastive"])
+def test_sentence_columns_enter_the_text_branch_and_survive_save_and_load(
+    tmp_path, eng_wiki_features, loss
+):
+    from scipy import sparse
+
+    from fglab.data.collection import pair_labels
+
+    fit, val = _small_split(eng_wiki_features[0])
+    rng = np.random.default_rng(0)
+
+    def with_sentences(part):  # 16 "sentence embedding" columns after the tf-idf ones
+        sentences = rng.normal(0.5, 0.1, size=(len(part), 16)).astype(np.float32)
+        texts = sparse.hstack([part.texts, sparse.csr_matrix(sentences)], format="csr")
+        return dataclasses.replace(part, texts=texts, labels=pair_labels(len(part)))
+
+    fit, val = with_sentences(fit), with_sentences(val)
+    config = FGLabConfig.from_dict({
+        **TINY_CONFIG, "labels": {"teacher": "tfidf"},
+        "training": {**TINY_CONFIG["training"], "epochs": 2, "loss": loss, "margin": 0.2},
+    })
+    method = FGLabMethod(config).fit(fit, val)
+    branch = method.networks_[0].text
+    assert method.n_sentence_ == 16 and branch.sentence is not None
+    assert branch.sentence_mean.numpy() == pytest.approx(0.5, abs=0.05)  # standardized input
+    # the sentence columns change the text embeddings
+    changed = val.texts.tolil(copy=True)
+    changed[:, -16:] = 0.0
+    assert not np.allclose(method.encode_texts(val.texts), method.encode_texts(changed.tocsr()))
+    method.save(tmp_path)
+    loaded = FGLabMethod.load(tmp_path)
+    np.testing.assert_allclose(
+        loaded.similarity(val.images, val.texts), method.similarity(val.images, val.texts),
+        atol=1e-5,
+    )
