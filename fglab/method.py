@@ -9,6 +9,7 @@ That makes every method indexable by the same inner-product search.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -93,3 +94,14 @@ def centered_cosine(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:
     centered = np.asarray(embeddings, dtype=np.float64) - mean
     norms = np.linalg.norm(centered, axis=1, keepdims=True)
     return centered / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build a method for one seed (the registry lists these by name); ``options``
+    come from a run's config."""
+
+    name: str
+    build: Callable[..., RetrievalMethod]  # build(seed=..., **options)
+    description: str
+    in_default_table: bool = True  # False: run only when named (slow to fit 5 seeds)

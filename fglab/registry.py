@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fglab.baselines.configs import parse_config
-from fglab.method import RetrievalMethod
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """How to build a method for one seed; ``options`` come from a run's config."""
-
-    name: str
-    build: Callable[..., RetrievalMethod]  # build(seed=..., **options)
-    description: str
-    in_default_table: bool = True  # False: run only when named (slow to fit 5 seeds)
+from fglab.method import MethodSpec, RetrievalMethod
 
 
 def _baseline(
@@ -67,7 +56,7 @@ def _registry() -> dict[str, MethodSpec]:
 
 
 def _model_specs() -> list[MethodSpec]:
-    """The fglab model's methods (imported here: fglab.training.methods imports this module)."""
+    """The fglab model's methods (imported on use: listing names should not load torch)."""
     from fglab.training.methods import METHOD_SPECS
 
     return list(METHOD_SPECS)

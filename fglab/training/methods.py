@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fglab.config import FGLabConfig
-from fglab.method import RetrievalMethod
-from fglab.registry import MethodSpec
+from fglab.method import MethodSpec, RetrievalMethod
 
 
 def fglab_builder(
