@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -16,14 +17,14 @@ from scipy import sparse
 from fglab.config import FGLabConfig
 from fglab.io import atomic_write_bytes, atomic_write_text
 from fglab.models.siamese import CrossModalNetwork
+from fglab.training.fitted import FittedFGLab
 
-if TYPE_CHECKING:
-    from fglab.training.fglab_method import FGLabMethod
+Method = TypeVar("Method", bound=FittedFGLab)
 
 CONFIG_FILE, STATE_FILE, WEIGHTS_FILE = "config.json", "state.json", "weights.safetensors"
 
 
-def save_method(method: FGLabMethod, directory: Path) -> None:
+def save_method(method: FittedFGLab, directory: Path) -> None:
     """``directory``/config.json, state.json (vocabulary, selection history), weights."""
     method.config.save(directory / CONFIG_FILE)
     first = method.networks_[0]
@@ -57,11 +58,12 @@ def _prefix(member: int) -> str:
     return "network." if member == 0 else f"network{member + 1}."
 
 
-def load_method(cls: type[FGLabMethod], directory: Path) -> FGLabMethod:
+def load_method(make: Callable[[FGLabConfig], Method], directory: Path) -> Method:
+    """The method saved in ``directory``, built by ``make(config)`` and given its state."""
     for name in (CONFIG_FILE, STATE_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"fglab model in {directory}: {name} is missing")
-    method = cls(FGLabConfig.load(directory / CONFIG_FILE))
+    method = make(FGLabConfig.load(directory / CONFIG_FILE))
     state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
     method.vocabulary_, method.language_ = state["vocabulary"], state["language"]
     method.n_sentence_ = state.get("n_sentence", 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,9 +11,7 @@ from fglab.data.tokenize import make_tokenizer
 from fglab.io import atomic_write, atomic_write_text
 from fglab.labels import hardness, similarity_labels
 from fglab.method import ReportContext
-
-if TYPE_CHECKING:
-    from fglab.training.fglab_method import FGLabMethod
+from fglab.training.fitted import FittedFGLab
 
 N_HARDEST = 5
 #: Texts whose pairs the report grades: all of them up to this many, else a seeded sample
@@ -22,7 +19,9 @@ N_HARDEST = 5
 REPORT_TEXTS = 3000
 
 
-def write_hardness_report(method: FGLabMethod, out_dir: Path, context: ReportContext) -> None:
+def write_hardness_report(
+    method: FittedFGLab, out_dir: Path, context: ReportContext
+) -> None:
     """hardness.json (siamese text->text MAP, label statistics), label_histograms.png and
     hardest_pairs.txt; with uniform labels only hardness.json, saying so."""
     out_dir.mkdir(parents=True, exist_ok=True)
