@@ -152,16 +152,14 @@ def soft_target_contrastive_loss(
     plus ``mix`` times softmax(similarity / target_temperature) of the teacher's text-text
     similarities in [0, 1], so a near-duplicate caption gets partial credit instead of being
     pushed away as a negative. ``mix`` = 0 is plain InfoNCE."""
-    positive = positive.float()
-    hard = positive / positive.sum(dim=1, keepdim=True).clamp_min(1)
-    soft = torch.softmax(similarity / target_temperature, dim=1)
-    targets = (1 - mix) * hard + mix * soft
     logits = scores / temperature
 
-    def one_direction(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def one_direction(logits: torch.Tensor, positive: torch.Tensor, similarity: torch.Tensor):
+        positive = positive.float()
+        hard = positive / positive.sum(dim=1, keepdim=True).clamp_min(1)
+        targets = (1 - mix) * hard + mix * torch.softmax(similarity / target_temperature, dim=1)
         return -(targets * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
-    # the similarity of texts is symmetric: the columns' targets are its transpose's rows
-    hard_t = positive.T / positive.T.sum(dim=1, keepdim=True).clamp_min(1)
-    targets_t = (1 - mix) * hard_t + mix * torch.softmax(similarity.T / target_temperature, 1)
-    return (one_direction(logits, targets) + one_direction(logits.T, targets_t)) / 2
+    # columns: the same targets read from the transposes
+    return (one_direction(logits, positive, similarity)
+            + one_direction(logits.T, positive.T, similarity.T)) / 2

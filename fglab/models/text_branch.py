@@ -58,9 +58,7 @@ class TextBranch(nn.Module):
         self.sentence_std.copy_(torch.from_numpy(np.maximum(embeddings.std(axis=0), 1e-6)))
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
-        x = signal[:, : self.n_words] * self.scale if self.sentence is not None else (
-            signal * self.scale
-        )
+        x = signal[:, : self.n_words] * self.scale
         hidden = self.skip(x)
         if self.gcn is not None and self.readout is not None:
             hidden = hidden + self.readout(self.gcn(x))

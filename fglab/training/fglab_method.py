@@ -285,7 +285,7 @@ class FGLabMethod(RetrievalMethod):
                     scores, pos, similarity, training.temperature, training.soft_temperature,
                     training.soft_mix if grades is not None else 0.0,
                 )
-                return loss + self._class_loss(network, t, v, targets[rows])
+                return loss + self._class_loss(network, t, v, targets, rows)
             if grades is not None:
                 w = torch.from_numpy(
                     grades.batch_weights(rows, labels, label_config).astype(np.float32)
@@ -298,7 +298,7 @@ class FGLabMethod(RetrievalMethod):
                 loss = weighted_pairwise_similarity_loss(
                     scores, pos, w, margin=cfg.training.margin, lam=cfg.training.lam
                 )
-            return loss + self._class_loss(network, t, v, targets[rows])
+            return loss + self._class_loss(network, t, v, targets, rows)
 
         def validate() -> float:
             if network.classifier is not None and cfg.model.semantic_weight is None:
@@ -324,11 +324,14 @@ class FGLabMethod(RetrievalMethod):
         return network
 
     def _class_loss(
-        self, network: CrossModalNetwork, t: torch.Tensor, v: torch.Tensor, y: torch.Tensor
+        self, network: CrossModalNetwork, t: torch.Tensor, v: torch.Tensor,
+        targets: torch.Tensor, rows: np.ndarray,
     ) -> torch.Tensor | float:
-        """The shared classifier's cross-entropy on both branches, weighted (0 without it)."""
+        """The shared classifier's cross-entropy on both branches for the batch ``rows``,
+        weighted (0 without a classifier)."""
         if network.classifier is None:
             return 0.0
+        y = targets[rows]
         semantic = F.cross_entropy(network.class_logits(t), y) + F.cross_entropy(
             network.class_logits(v), y
         )
