@@ -25,21 +25,23 @@ from pathlib import Path
 
 import numpy as np
 
-from fglab.cluster.backend import LocalBackend, RayBackend
+from fglab.cluster.backend import RayBackend
 from fglab.cluster.serve import open_cluster_retriever, replica_nodes
-from fglab.cluster.shards import build_sharded, collection_rows, embed_rows
-from fglab.index.build import build_index, load_collection
+from fglab.data.collection import load_collection
 from fglab.index.store import IndexSettings
+from fglab.ingest.backend import LocalBackend
+from fglab.ingest.build import build_index, build_sharded, embed_rows
+from fglab.ingest.reader import read_rows
 from fglab.pipeline import RetrievalPipeline
-from fglab.search import Retriever
+from fglab.retriever import Retriever
 
 QUERIES = ["球队在联赛中比赛", "经济增长和市场", "学校教育和学生", "保护生态环境", "部队官兵训练",
            "科学家研究新技术", "文化艺术展览", "总统会见外国领导人"]
 
 
-def embed_throughput(backend, run: Path, rows: list[dict]) -> dict:
+def embed_throughput(backend, pipeline, rows: list) -> dict:
     started = time.perf_counter()
-    items, _, _ = embed_rows(backend, run, rows)
+    items, _, _ = embed_rows(backend, pipeline, rows)
     seconds = time.perf_counter() - started
     return {"images": len(items), "seconds": round(seconds, 2),
             "images_per_s": round(len(items) / seconds, 1)}
@@ -75,8 +77,8 @@ def main() -> None:
 
     pipeline = RetrievalPipeline.load(args.run)
     collection = load_collection("chinese-news", args.data_root)
-    rows, _ = collection_rows(pipeline, collection, [args.split])
-    images = [r for r in rows if r["kind"] == "image-file"]
+    rows, _ = read_rows(pipeline, collection, [args.split])
+    images = [r for r in rows if r.kind == "image-file"]
     node = {"num_cpus": 2, "object_store_memory": 128 * 1024**2}
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     cluster.add_node(**node)
@@ -86,17 +88,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             results["embedding"]["in process (no Ray)"] = embed_throughput(
-                LocalBackend(cache_dir=str(tmp / "local")), args.run, images)
+                LocalBackend(cache_dir=str(tmp / "local")), pipeline, images)
             for workers in (1, 2):
                 backend = RayBackend(cluster.address, workers=workers,
                                      cache_dir=str(tmp / f"ray-{workers}"))
                 results["embedding"][f"Ray Data, {workers} worker(s)"] = embed_throughput(
-                    backend, args.run, images)
+                    backend, pipeline, images)
 
             sharded = tmp / "sharded"
             flat_settings = IndexSettings(kind="flat")
             backend = RayBackend(cluster.address, workers=2, cpus_per_replica=0.25)
-            build_sharded(backend, args.run, pipeline, collection, sharded, 2, [args.split],
+            build_sharded(backend, pipeline, collection, sharded, 2, [args.split],
                           flat_settings)
             embedded = Retriever(pipeline, build_index(pipeline, collection, [args.split],
                                                        flat_settings)[0])

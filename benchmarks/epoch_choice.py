@@ -22,6 +22,7 @@ from fglab.config import FGLabConfig
 from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.features.views import build_features, default_image_view
+from fglab.hardware import set_fit_threads
 from fglab.io import atomic_write_text
 from fglab.method import fit_method
 from fglab.training.fglab_method import FGLabMethod
@@ -50,6 +51,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset, resolve_data_root(args.data_root))
     train, _ = build_features(dataset, default_image_view(dataset), "text:tfidf")
     shorter = [int(p) for p in args.patiences.split(",")]
+    set_fit_threads()  # torch's thread count: fit leaves it to its caller
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         config = FGLabConfig.from_dict(

@@ -31,6 +31,7 @@ from fglab.data.splits import validation_split
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
 from fglab.features.views import build_features, default_image_view
+from fglab.hardware import set_fit_threads
 from fglab.io import atomic_write_text
 from fglab.training.fglab_method import FGLabMethod
 
@@ -265,6 +266,7 @@ def main() -> None:
     train, _ = build_features(dataset, image_view, args.text_view)
     if args.pairs:
         train = train.with_labels(pair_labels(len(train)))
+    set_fit_threads()  # torch's thread count: fit leaves it to its caller
     results = []
     level = " (pair level: MAP = MRR of the exact partner)" if args.pairs else ""
     print(f"{args.dataset} ({image_view}, {args.text_view}, lr {args.lr:g}): validation avg "

@@ -20,6 +20,7 @@ from fglab.config import FGLabConfig
 from fglab.data.splits import validation_split
 from fglab.data.wikipedia import load_dataset
 from fglab.features.views import build_features, default_image_view
+from fglab.hardware import set_fit_threads
 from fglab.training.fglab_method import FGLabMethod
 
 SHORT_FIT = {"training": {"epochs": 2, "siamese_epochs": 1, "refit": False, "ensemble": 1}}
@@ -33,6 +34,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset)
     train, _ = build_features(dataset, default_image_view(dataset), "text:tfidf")
     fit_rows, val_rows = validation_split(train.labels, 0)
+    set_fit_threads()  # torch's thread count: fit leaves it to its caller
     method = FGLabMethod(FGLabConfig.from_dict(SHORT_FIT))
     start = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:

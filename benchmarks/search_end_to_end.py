@@ -43,7 +43,7 @@ from synthetic_text_method import ProjectedText
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 from fglab.index.vectors import set_search_threads
 from fglab.pipeline import TRUSTED_METHODS_ENV, RetrievalPipeline
-from fglab.search import MODEL_DIR, Retriever
+from fglab.retriever import MODEL_DIR, Retriever
 
 K = 10
 DIM = 256

@@ -49,6 +49,7 @@ from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.evaluation.protocol import evaluate_method
 from fglab.features.views import build_features, default_image_view
+from fglab.hardware import set_fit_threads
 from fglab.method import fit_method
 from fglab.registry import get_method
 import torch
@@ -57,6 +58,8 @@ dataset = load_dataset("eng-wiki", resolve_data_root(data_root))
 train, test = build_features(dataset, default_image_view(dataset), "text:tfidf")
 method = get_method(name).build(seed=seed)
 start = time.perf_counter()
+if type(method).__module__.startswith("fglab.training"):  # fit no longer sets torch's threads
+    set_fit_threads()
 fit_method(method, train, seed)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads(),

@@ -15,6 +15,7 @@ from collections import defaultdict
 from fglab.data.root import resolve_data_root
 from fglab.data.wikipedia import load_dataset
 from fglab.features.views import build_features, default_image_view
+from fglab.hardware import set_fit_threads
 from fglab.method import fit_method
 from fglab.training.fglab_method import FGLabMethod
 
@@ -27,6 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, resolve_data_root(args.data_root))
     train, _ = build_features(dataset, default_image_view(dataset), "text:tfidf")
+    set_fit_threads()  # torch's thread count: fit leaves it to its caller
     ends: list[tuple[str, float]] = []
     method = FGLabMethod(on_epoch_end=lambda stage, _: ends.append((stage, time.perf_counter())))
     method.config.seed = args.seed

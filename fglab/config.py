@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import numbers
+import types
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from fglab.io import atomic_write_text
 
@@ -37,6 +41,12 @@ LARGE_COLLECTION = 20_000
 #: validation curve creeps up by 1e-4 for twenty epochs after it has flattened (100,000
 #: pairs: 26 epochs, the best 0.0006 above epoch 6's); up to it, every gain counts.
 LARGE_MIN_DELTA = 5e-4
+#: How a value of each annotated type is written in JSON, for error messages.
+JSON_NAMES: dict[Any, list[str]] = {
+    type(None): ["null"], bool: ["true", "false"], int: ["an integer"], float: ["a number"],
+    str: ["a string"],
+}
+Options = TypeVar("Options")
 
 
 @dataclass
@@ -283,19 +293,7 @@ class FGLabConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FGLabConfig:
-        parts = {"model": ModelConfig, "training": TrainingConfig, "labels": LabelConfig}
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            if f.name in parts:
-                kwargs[f.name] = _build(parts[f.name], data[f.name], f.name)
-            else:
-                kwargs[f.name] = data[f.name]
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
-        return cls(**kwargs)
+        return parse_options(cls, data, "fglab")
 
     def save(self, path: Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2))
@@ -309,17 +307,81 @@ def _auto(value: str, meaning: str) -> str:
     return meaning if value == "auto" else value
 
 
-def _build(kind: type, data: dict[str, Any], section: str):
-    known = {f.name for f in fields(kind)}
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"unknown keys in config section {section!r}: {sorted(unknown)}")
-    return kind(**data)
-
-
 def _auto_number(value: float | None, auto: float) -> float:
     return auto if value is None else value
 
 
 def _auto_bool(value: bool | None, auto: bool) -> bool:
     return auto if value is None else value
+
+
+# -- the one parser of options: fglab's config, the baselines' and dscmr's -------------------
+def parse_options(
+    kind: type[Options], data: Mapping[str, Any] | None, where: str, base: Options | None = None
+) -> Options:
+    """``data`` (a JSON object; None: empty) as the dataclass ``kind``, over ``base``'s values
+    when given. A nested dataclass field is parsed from its own object over the field's
+    default. An unknown key or a value of the wrong JSON type is a one-line ValueError naming
+    the key and ``where`` (a method, e.g. "sm"); the dataclass checks the values themselves."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: options must be a JSON object, got {data!r}")
+    known = {f.name: f for f in fields(kind)}
+    unknown = sorted(set(data) - set(known), key=str)
+    if unknown:
+        options = ", ".join(known) or "none"
+        raise ValueError(f"{where} has no config option {unknown[0]!r} (its options: {options})")
+    hints = _type_hints(kind)
+    values = {key: _option(hints[key], known[key], value, where) for key, value in data.items()}
+    return kind(**values) if base is None else replace(base, **values)
+
+
+@functools.cache
+def _type_hints(kind: type) -> dict[str, Any]:
+    return get_type_hints(kind)
+
+
+def _option(hint: Any, spec: Field, value: Any, where: str) -> Any:
+    """One option's ``value``, checked against its annotation ``hint``; lists become tuples."""
+    if is_dataclass(hint):
+        section = f"{where} config section {spec.name!r}"
+        return parse_options(hint, value, section, _field_default(spec))
+    if not _is_json(hint, value):
+        names = _json_names(hint)
+        expected = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ValueError(f"{where}: {spec.name} must be {expected}, got {value!r}")
+    if get_origin(hint) is tuple and value is not None:
+        element = get_args(hint)[0]
+        return tuple(element(v) if element in (int, float) else v for v in value)
+    return value
+
+
+def _field_default(spec: Field) -> Any:
+    """A field's default value (a fresh one from its factory); None if it has none."""
+    if spec.default_factory is not MISSING:
+        return spec.default_factory()
+    return None if spec.default is MISSING else spec.default
+
+
+def _is_json(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is what JSON gives for the annotation ``hint`` (anything for an
+    annotation other than null, bool, int, float, str, tuples of those and unions)."""
+    if get_origin(hint) in (Union, types.UnionType):
+        return any(_is_json(arg, value) for arg in get_args(hint))
+    if hint in (int, float):
+        kind = numbers.Integral if hint is int else numbers.Real
+        return isinstance(value, kind) and not isinstance(value, bool)
+    if hint in (type(None), bool, str):
+        return isinstance(value, hint)
+    if get_origin(hint) is tuple:
+        element = get_args(hint)[0]
+        return isinstance(value, list | tuple) and all(_is_json(element, v) for v in value)
+    return True
+
+
+def _json_names(hint: Any) -> list[str]:
+    if get_origin(hint) in (Union, types.UnionType):
+        return [name for arg in get_args(hint) for name in _json_names(arg)]
+    if get_origin(hint) is tuple:
+        return ["a list"]
+    return JSON_NAMES.get(hint, [str(hint)])

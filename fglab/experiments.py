@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from fglab.data.collection import is_labeled, load_training_collection
-from fglab.data.wikipedia import CrossModalDataset
+from fglab.data.dataset import CrossModalDataset
+from fglab.data.sources import CollectionSource
 from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
 from fglab.features.featureset import FeatureSet
 from fglab.features.views import (
-    PAIR_TEXT_VIEW,
     build_features,
     default_image_view,
+    default_text_view,
     reads_words,
 )
 from fglab.io import atomic_write_text
@@ -75,9 +76,9 @@ def method_views(
     image view and tf-idf (``pairs``: PAIR_IMAGE_VIEW and PAIR_TEXT_VIEW), for every method
     alike (equal features: the words fglab's graph needs; the literature's shipped LDA view
     only when named)."""
-    method = get_method(method_name).build(seed=0)
+    method = get_method(method_name).method_class  # its traits: nothing built or fitted
     if text_view is None:
-        text_view = PAIR_TEXT_VIEW if pairs else "text:tfidf"
+        text_view = default_text_view(pairs)
     elif method.text_input == "bag_of_words" and not reads_words(text_view):
         raise ValueError(
             f"{method_name} reads words (its word graph needs text:tfidf), not {text_view}; "
@@ -142,6 +143,16 @@ def write_results(
     return payload
 
 
+def _reusable(summary: dict | None, views: tuple[str, str], runs: int,
+              on_run: Callable[[], None] | None) -> bool:
+    """Whether an earlier summary holds the method on the same views (its runs then count as
+    done for ``on_run``)."""
+    reused = summary is not None and (summary["image_view"], summary["text_view"]) == views
+    for _ in range(runs if reused and on_run is not None else 0):
+        on_run()
+    return reused
+
+
 def _pair_level_methods(
     names: list[str], on_skip: Callable[[str, str], None] | None
 ) -> list[str]:
@@ -149,7 +160,7 @@ def _pair_level_methods(
     kept = []
     for name in names:
         try:
-            check_trains_on_pairs(get_method(name).build(seed=0), name)
+            check_trains_on_pairs(get_method(name).method_class, name)
         except ValueError as error:
             logger.warning("skipping %s", error)
             if on_skip is not None:
@@ -181,7 +192,7 @@ def previous_summaries(
 
 
 def reproduce(
-    dataset_name: str,
+    dataset_name: str | CollectionSource,
     method_names: list[str],
     n_seeds: int,
     out_dir: Path,
@@ -195,7 +206,7 @@ def reproduce(
     pairs: bool = False,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> dict:
-    """Run every method with seeds 0..n_seeds-1 on a data set or ``manifest:PATH``; returns
+    """Run every method with seeds 0..n_seeds-1 on a data set or manifest source; returns
     what results.json holds. With ``image_view`` / ``text_view`` every method gets those views
     (equal features). ``pairs`` (implied by a manifest without labels): every method trains
     with each pair its own class; methods that need categories are skipped
@@ -226,16 +237,12 @@ def reproduce(
     for name in method_names:
         views = views_of[name]  # checked for every method before any work
         summary = previous.get(name)
-        reused = summary is not None and (summary["image_view"], summary["text_view"]) == views
-        if reused:
-            for _ in seeds:
-                if on_run is not None:
-                    on_run()
-        else:
+        reused = _reusable(summary, views, len(seeds), on_run)
+        if not reused:
             if views not in feature_cache:
                 feature_cache[views] = build_features(dataset, *views)
-            features = feature_cache[views]
-            result = run_method(dataset, name, seeds, features, views, out_dir, on_run, pairs)
+            result = run_method(dataset, name, seeds, feature_cache[views], views, out_dir,
+                                on_run, pairs)
             summary = result.summary(is_labeled(dataset))
         summaries[name] = summary
         payload = write_results(out_dir, dataset, summaries, seeds, pairs)

@@ -10,7 +10,9 @@ while sm-svm took 3x. Two levers, both leaving alone whatever the user set:
 - :func:`prefer_passive_wait`, called when ``fglab`` is imported: ``OMP_WAIT_POLICY=PASSIVE``
   (idle threads sleep at once). libgomp reads it once, when torch loads it, so it takes
   effect only where fglab is imported before torch.
-- :func:`set_fit_threads`, called at the start of a fit: as many torch threads as there are
+- :func:`set_fit_threads`, called by the commands that train (``fglab train``, ``fglab
+  reproduce``; :func:`set_threads` with their ``--threads``) before any work, never inside a
+  fit (library code leaves the process-wide count alone): as many torch threads as there are
   idle cores (at most two), measured over a fifth of a second from ``/proc/stat``.
 
 ``FGLAB_THREAD_POLICY=fixed`` restores the earlier behaviour (OpenMP's spinning waits, two
@@ -37,7 +39,7 @@ POLICIES = ("adaptive", "fixed")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: A fit's small products gain nothing from more threads than this.
 MAX_FIT_THREADS = 2
-#: Seconds over which the idle cores are measured at the start of a fit.
+#: Seconds over which the idle cores are measured before training.
 IDLE_INTERVAL = 0.2
 PROC_STAT = Path("/proc/stat")
 
@@ -139,10 +141,11 @@ _threads = _Threads()
 
 
 def set_fit_threads(environ: Mapping[str, str] = os.environ, idle: float | None = None) -> int:
-    """Set torch's thread count for a fit (call it at the start of a fit or a stage) and
-    return it. A count the user fixed (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, or
-    ``torch.set_num_threads`` to anything but what fglab last set) is kept. Otherwise one
-    thread per idle core, between 1 and ``min(2, torch's count before fglab first set it)``.
+    """Set torch's thread count for the fits to come (call it before training: fit leaves
+    it alone, a script that fits calls this) and return it. A count the user fixed
+    (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, or ``torch.set_num_threads`` to anything but
+    what fglab last set) is kept. Otherwise one thread per idle core, between 1 and
+    ``min(2, torch's count before fglab first set it)``.
     ``idle``: the idle cores if already measured (tests); measured here if None.
 
     The thread count changes only the order in which sums are added (float rounding)."""
@@ -166,3 +169,17 @@ def set_fit_threads(environ: Mapping[str, str] = os.environ, idle: float | None 
         torch.set_num_threads(chosen)
     _threads.chosen = chosen
     return chosen
+
+
+def set_threads(threads: int | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    """Set torch's thread count for a command that trains and return it: ``threads`` if
+    given (``--threads N``), otherwise what :func:`set_fit_threads` chooses."""
+    if threads is None:
+        return set_fit_threads(environ)
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+    _threads.chosen = threads
+    return threads

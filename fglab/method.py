@@ -8,6 +8,7 @@ That makes every method indexable by the same inner-product search.
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,8 +83,9 @@ def fit_method(
     return method.fit(train)
 
 
-def check_trains_on_pairs(method: RetrievalMethod, name: str) -> None:
-    """A ValueError saying so if ``method`` (called ``name``) cannot train without categories."""
+def check_trains_on_pairs(method: RetrievalMethod | type[RetrievalMethod], name: str) -> None:
+    """A ValueError saying so if ``method`` (called ``name``; a method or its class) cannot
+    train without categories."""
     if method.needs_categories:
         raise ValueError(f"{name} learns from categories; {NO_CATEGORIES}")
 
@@ -99,9 +101,20 @@ def centered_cosine(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class MethodSpec:
     """How to build a method for one seed (the registry lists these by name); ``options``
-    come from a run's config."""
+    come from a run's config. ``method``: the class it builds, or its "module:Class" name,
+    imported on use (the fglab model's modules load torch, which listing names should not)."""
 
     name: str
     build: Callable[..., RetrievalMethod]  # build(seed=..., **options)
     description: str
+    method: type[RetrievalMethod] | str
     in_default_table: bool = True  # False: run only when named (slow to fit 5 seeds)
+
+    @property
+    def method_class(self) -> type[RetrievalMethod]:
+        """The class ``build`` returns: its traits (``text_input``, ``needs_categories``, ...)
+        without building or fitting one."""
+        if isinstance(self.method, str):
+            module, _, name = self.method.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.method

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fglab.data.dataset import Split
+from fglab.data.sources import CollectionSource, ManifestSource, as_source
 from fglab.data.tokenize import make_tokenizer
-from fglab.data.wikipedia import Split
 from fglab.features.text import TfidfTextFeatures
 from fglab.integrity import DamagedFileError, check_files, list_files, refuse_pickles
 from fglab.io import atomic_write_text
@@ -196,7 +197,7 @@ def _registered_classes() -> dict[str, type[RetrievalMethod]]:
 
 
 def train_pipeline(
-    collection: str,
+    collection: str | CollectionSource,
     method_name: str,
     run_dir: Path,
     seed: int = 0,
@@ -208,28 +209,29 @@ def train_pipeline(
     text_view: str | None = None,
     fit_check: bool = True,
 ) -> tuple[RetrievalPipeline, dict]:
-    """Fit ``method_name`` on the training split of a data set or ``manifest:PATH`` (selection
-    on a validation part of it), save the pipeline into ``run_dir`` and return it with its
-    test scores. ``pairs`` (implied by a manifest without labels): each pair is its own
-    class. Views: the named ones, else the defaults of ``fglab reproduce``. Methods that
-    checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from them.
+    """Fit ``method_name`` on the training split of a data set or manifest (a typed source,
+    or a string that :func:`fglab.data.sources.parse_source` reads; selection on a validation
+    part of it), save the pipeline into ``run_dir`` and return it with its test scores.
+    ``pairs`` (implied by a manifest without labels): each pair is its own class. Views: the
+    named ones, else :func:`fglab.features.views.default_views` (as ``fglab reproduce``).
+    Methods that checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from
+    them.
     ``fit_check``: refuse (JobTooLarge) before any feature is computed where the estimated
     memory exceeds what this machine has free."""
     from fglab.data.collection import is_labeled, load_training_collection
-    from fglab.data.manifest import is_manifest_spec
-    from fglab.experiments import method_views
-    from fglab.features.views import build_features, image_view_dim
+    from fglab.features.views import build_features, check_text_view, default_views, image_view_dim
     from fglab.registry import get_method
     from fglab.training.fit_check import check_fit, estimate_fit
 
-    run_dir = Path(run_dir)
+    source, run_dir = as_source(collection), Path(run_dir)
     options = {"config": config} if config else {}
     method = get_method(method_name).build(seed=seed, **options)  # a bad config fails first
-    dataset = load_training_collection(collection, data_root, seed, pairs=pairs)
+    dataset = load_training_collection(source, data_root, seed, pairs=pairs)
     pairs = pairs or not is_labeled(dataset)
     if pairs:  # before any features are built
         check_trains_on_pairs(method, method_name)
-    image_view, text_view = method_views(dataset, method_name, image_view, text_view, pairs)
+    image_view, text_view = default_views(dataset, pairs, image_view, text_view)
+    check_text_view(method_name, method.text_input, text_view)
     texts = dataset.train.texts + dataset.test.texts
     estimate = estimate_fit(len(texts), image_view_dim(dataset, image_view), sum(map(len, texts)))
     logger.info("training on %s", estimate.describe())
@@ -240,7 +242,7 @@ def train_pipeline(
         method.checkpoint_dir = run_dir / "checkpoints"
         method.on_epoch_end = on_epoch_end
     fit_method(method, train, seed, pairs)
-    test_ids = list(dataset.test.text_ids) if is_manifest_spec(dataset.name) else None
+    test_ids = list(dataset.test.text_ids) if isinstance(source, ManifestSource) else None
     pipeline = RetrievalPipeline(
         dataset.name, method_name, image_view, text_view, dataset.language, dataset.categories,
         method, train.text_featurizer, sorted(dataset.stopwords), pairs, test_ids,

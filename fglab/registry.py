@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fglab.baselines.configs import parse_config
+from fglab.config import parse_options
 from fglab.method import MethodSpec, RetrievalMethod
 
 
@@ -15,7 +15,7 @@ def _baseline(
     """``build(seed, config)`` of a baseline: ``config`` is parsed as its typed ``options``."""
 
     def build(seed: int = 0, config: dict | None = None) -> RetrievalMethod:
-        return factory(seed, parse_config(options, config, name))
+        return factory(seed, parse_options(options, config, name))
 
     return build
 
@@ -39,17 +39,19 @@ def _registry() -> dict[str, MethodSpec]:
     def sm_svm(seed: int, o: SemanticConfig) -> RetrievalMethod:
         return b.SemanticMatching(o.c, image_classifier="svm")
 
-    baselines = [
-        ("random", lambda s, _: b.RandomRetrieval(seed=s), NoOptions, "random ranking"),
-        ("cca", cca, CorrelationConfig, "canonical correlation analysis"),
-        ("pls", pls, CorrelationConfig, "partial least squares"),
-        ("sm", sm, SemanticConfig, "semantic matching"),
-        ("scm", scm, SemanticConfig, "CCA + semantic matching"),
-        ("sm-svm", sm_svm, SemanticConfig, "semantic matching, RBF SVM on images"),
+    baselines = [  # name, factory, its options, the class it builds, description
+        ("random", lambda s, _: b.RandomRetrieval(seed=s), NoOptions, b.RandomRetrieval,
+         "random ranking"),
+        ("cca", cca, CorrelationConfig, b.CCARetrieval, "canonical correlation analysis"),
+        ("pls", pls, CorrelationConfig, b.PLSRetrieval, "partial least squares"),
+        ("sm", sm, SemanticConfig, b.SemanticMatching, "semantic matching"),
+        ("scm", scm, SemanticConfig, b.SemanticCorrelationMatching, "CCA + semantic matching"),
+        ("sm-svm", sm_svm, SemanticConfig, b.SemanticMatching,
+         "semantic matching, RBF SVM on images"),
     ]
     specs = [
-        MethodSpec(name, _baseline(factory, options, name), about)
-        for name, factory, options, about in baselines
+        MethodSpec(name, _baseline(factory, options, name), about, cls)
+        for name, factory, options, cls, about in baselines
     ]
     specs.extend(_model_specs())
     return {spec.name: spec for spec in specs}
@@ -57,7 +59,7 @@ def _registry() -> dict[str, MethodSpec]:
 
 def _model_specs() -> list[MethodSpec]:
     """The fglab model's methods (imported on use: listing names should not load torch)."""
-    from fglab.training.methods import METHOD_SPECS
+    from fglab.training.specs import METHOD_SPECS
 
     return list(METHOD_SPECS)
 

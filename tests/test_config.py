@@ -62,7 +62,7 @@ def test_the_siamese_teacher_is_refused_at_pair_level():
         ({"training": {"loss": "hinge"}}, "loss must be one of"),
         ({"training": {"siamese_warmup": -1}}, "siamese_warmup must be >= 0"),
         ({"labels": {"teacher": "oracle"}}, "teacher must be one of"),
-        ({"model": {"colour": 1}}, "unknown keys in config section 'model'"),
+        ({"model": {"colour": 1}}, "fglab config section 'model' has no config option 'colour'"),
     ],
 )
 def test_bad_options_are_named(data, message):
@@ -79,3 +79,13 @@ def test_auto_min_delta_counts_every_gain_up_to_a_large_collection():
     assert chosen.resolved(1280, True, False, n_pairs=10).training.min_delta == 0.01
     with pytest.raises(ValueError, match="min_delta must be >= 0"):
         FGLabConfig.from_dict({"training": {"min_delta": -1}})
+
+
+def test_a_section_must_be_an_object_of_typed_values_and_lists_become_tuples():
+    with pytest.raises(ValueError, match="fglab config section 'model': options must be a JSON"):
+        FGLabConfig.from_dict({"model": 3})
+    with pytest.raises(ValueError, match="fglab has no config option 'modle'"):
+        FGLabConfig.from_dict({"modle": {}})
+    with pytest.raises(ValueError, match="labels.: levels must be an integer, got True"):
+        FGLabConfig.from_dict({"labels": {"levels": True}})
+    assert FGLabConfig.from_dict({"model": {"gcn_filters": [2, 1]}}).model.gcn_filters == (2, 1)

@@ -95,3 +95,25 @@ def test_importing_fglab_first_makes_torchs_openmp_threads_sleep():
     if "GOMP_SPINCOUNT" not in shown:
         pytest.skip("torch's OpenMP runtime is not libgomp here")
     assert "GOMP_SPINCOUNT = '0'" in shown
+
+
+@pytest.mark.parametrize(("command", "work"), [("train", "train_pipeline"),
+                                               ("reproduce", "reproduce")])
+def test_the_cli_threads_option_sets_torchs_threads(fake_torch, monkeypatch, tmp_path, command,
+                                                    work):
+    from fglab.cli import main
+
+    for name in (*hardware.THREAD_VARIABLES, hardware.POLICY_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[int] = []
+
+    def stop(*_: object, **__: object):
+        seen.append(fake_torch["threads"])
+        raise ValueError("stopped before any work")
+
+    monkeypatch.setattr(f"fglab.cli.{command}.{work}", stop)
+    monkeypatch.setattr(hardware, "idle_cores", lambda: 1.0)
+    argv = [command, "eng-wiki", "--out", str(tmp_path / "run")]
+    assert main(argv) == 2 and seen == [1]  # default: as a fit chose, one per idle core
+    assert main([*argv, "--threads", "3"]) == 2 and seen == [1, 3]
+    assert main([*argv, "--threads", "0"]) == 2 and seen == [1, 3]  # refused before any work

@@ -19,7 +19,7 @@ import pytest
 
 from fglab.cli import main
 from fglab.metrics import precision_at_k
-from fglab.search import Retriever
+from fglab.retriever import Retriever
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fglab.index.store import Item
-from fglab.search import (
+from fglab.retriever import (
     InvalidQueryError,
     ItemNotFoundError,
     Limits,

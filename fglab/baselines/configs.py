@@ -1,11 +1,10 @@
 """Typed options of the baselines, as ``fglab train --method M --config X.json`` gives them.
 Every option left out (or null) keeps the method's own choice, which is selected on
-validation where the method selects anything."""
+validation where the method selects anything. :func:`fglab.config.parse_options` parses them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -37,13 +36,3 @@ class SemanticConfig:
 class NoOptions:
     """A method without options (random ranking)."""
 
-
-def parse_config(kind: type, data: dict[str, Any] | None, method: str):
-    """``data`` (a JSON object) as ``kind``; an unknown key or a bad value is one line."""
-    data = dict(data or {})
-    known = [f.name for f in fields(kind)]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        options = ", ".join(known) if known else "none"
-        raise ValueError(f"{method} has no config option {unknown[0]!r} (its options: {options})")
-    return kind(**data)

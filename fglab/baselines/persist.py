@@ -31,6 +31,11 @@ NUMERIC_KINDS = "biuf"  # bool, int, unsigned, float: what an array or scalar ma
 UNREADABLE = (SafetensorError, ValueError, TypeError, KeyError, AttributeError, RecursionError)
 
 
+#: The baseline classes a saved state may name, filled as they are defined (a state is read by
+#: its class's ``load``, so the class and what it holds are imported by then).
+SAVED_METHODS: dict[str, type] = {}
+
+
 def _classes() -> dict[str, type]:
     """The classes a saved baseline may contain, by a name stable across versions."""
     from sklearn import calibration
@@ -41,13 +46,9 @@ def _classes() -> dict[str, type]:
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from fglab import baselines
-
     kinds = [
         StandardScaler, PCA, CCA, PLSCanonical, LogisticRegression, SVC, Pipeline,
-        calibration.CalibratedClassifierCV,
-        baselines.CCARetrieval, baselines.PLSRetrieval, baselines.RandomRetrieval,
-        baselines.SemanticMatching, baselines.SemanticCorrelationMatching,
+        calibration.CalibratedClassifierCV, *SAVED_METHODS.values(),
     ]
     # the parts of a calibrated SVC (the fallback of sm-svm), private to scikit-learn
     private = ("_CalibratedClassifier", "_SigmoidCalibration")
@@ -56,7 +57,13 @@ def _classes() -> dict[str, type]:
 
 
 class SavedAsArrays:
-    """``save(directory)`` / ``load(directory)`` for a method made of arrays and estimators."""
+    """``save(directory)`` / ``load(directory)`` for a method made of arrays and estimators.
+    Every public subclass may appear in a saved state (:data:`SAVED_METHODS`)."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            SAVED_METHODS[cls.__qualname__] = cls
 
     def save(self, directory: Path) -> None:
         save_state(self, directory)

@@ -14,9 +14,9 @@ import sys
 from fglab.training.fit_check import JobTooLarge
 
 COMMAND_MODULES = (
-    "fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.search", "fglab.cli.train",
+    "fglab.cli.datasets", "fglab.cli.reproduce", "fglab.cli.index", "fglab.cli.search",
+    "fglab.cli.train", "fglab.cli.features",
 )
-COMMAND_MODULES = (*COMMAND_MODULES, "fglab.cli.features")
 
 
 def build_parser() -> argparse.ArgumentParser:

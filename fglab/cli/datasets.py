@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from fglab.data.dataset import CrossModalDataset
 from fglab.data.problems import summarize
 from fglab.data.root import resolve_data_root
-from fglab.data.wikipedia import CrossModalDataset, load_dataset
+from fglab.data.wikipedia import load_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.data.manifest import Manifest, is_manifest_spec, load_manifest
+from fglab.data.collection import load_collection
+from fglab.data.manifest import Manifest
+from fglab.data.sources import CollectionSource, parse_source
 from fglab.features.featurize import (
     FEATURE_VIEWS,
     Featurized,
@@ -58,14 +60,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    source = parse_source(args.name)
     for view in stored_parts(args.view):  # a joined view: each part into its store
-        featurize_view(args, view)
+        featurize_view(args, source, view)
     return 0
 
 
-def featurize_view(args: argparse.Namespace, view: str) -> None:
+def featurize_view(args: argparse.Namespace, source: CollectionSource, view: str) -> None:
+    """Featurize ``source`` in view ``view`` into its store, printing failures and rates."""
     kind = view_kind(view)
-    groups, notes = _groups(args.name, args.data_root, kind)
+    groups, notes = _groups(source, args.data_root, kind)
     for line in notes:
         print(line)
     compute = _in_process if args.ray is None else _on_ray(args)
@@ -88,21 +92,20 @@ def featurize_view(args: argparse.Namespace, view: str) -> None:
     print(f"{total} inputs, {total_failed} failed (zero features); store: {store.folder}")
 
 
-def _groups(name: str, data_root, kind: str) -> tuple[list[tuple[str, list, list]], list[str]]:
+def _groups(
+    source: CollectionSource, data_root, kind: str
+) -> tuple[list[tuple[str, list, list]], list[str]]:
     """(label, ids for reporting, inputs) per part of the collection, and lines to print
     first (what the loader skipped)."""
-    if is_manifest_spec(name):
-        manifest: Manifest = load_manifest(name)
-        label = f"manifest:{manifest.path.name}"
+    dataset = load_collection(source, data_root, log_problems_found=False)  # printed below
+    if isinstance(dataset, Manifest):
+        label, manifest = source.label, dataset
         rows = [m for m in manifest.items if (m.image_path if kind == "image" else m.text)]
         if not rows:
             raise ValueError(f"{label}: no row has {'an image' if kind == 'image' else 'a text'}")
         ids = [f"row {m.row} (id {m.id})" for m in rows]
         inputs = [m.image_path if kind == "image" else m.text for m in rows]
         return [(label, ids, inputs)], [f"skipped by the loader: {p}" for p in manifest.problems]
-    from fglab.data.wikipedia import load_dataset
-
-    dataset = load_dataset(name, data_root, log_problems_found=False)  # printed below
     if kind == "image" and not dataset.has_images:
         raise ValueError(f"data set {dataset.name!r} has no images/ folder to extract from")
     skipped = [p for p in dataset.problems if p.kind in ("missing_image", "unreadable_image")]

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.cli.train import PAIRS_HELP, add_view_arguments
+from fglab.cli.train import PAIRS_HELP, add_threads_argument, add_view_arguments
+from fglab.data.sources import CollectionSource, parse_source
 from fglab.evaluation.tables import EXACT_PAIR_HEADER, HEADER, exact_pair_row, method_row
 from fglab.experiments import reproduce
+from fglab.hardware import set_threads
 from fglab.registry import method_names
 
 
@@ -37,12 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_view_arguments(parser, "every method")
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP + "; methods that "
                         "need categories (sm, scm, sm-svm, dscmr) are skipped")
+    add_threads_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out_dir = args.out or Path("results") / _results_name(args.name, args.pairs)
+    source = parse_source(args.name)
+    out_dir = args.out or Path("results") / _results_name(source, args.pairs)
     header_printed = False
     with tqdm(total=len(methods) * args.seeds, desc=args.name, unit="run", leave=False) as bar:
 
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"skipping {why}")
 
         reproduce(
-            args.name, methods, args.seeds, out_dir, args.data_root,
+            source, methods, args.seeds, out_dir, args.data_root,
             on_method_done=done, on_run=lambda: bar.update(1), fresh=args.fresh,
             rerun=[m.strip() for m in args.rerun.split(",") if m.strip()],
             image_view=args.image_view, text_view=args.text_view, pairs=args.pairs,
@@ -73,7 +78,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_name(name: str, pairs: bool) -> str:
+def _results_name(source: CollectionSource, pairs: bool) -> str:
     """results/NAME: the data set's or manifest's name, "-pairs" when trained at pair level."""
-    stem = Path(name.removeprefix("manifest:")).stem if name.startswith("manifest:") else name
-    return Path(stem).name + ("-pairs" if pairs else "")
+    return source.stem + ("-pairs" if pairs else "")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from fglab.data.sources import parse_source
+from fglab.hardware import set_threads
 from fglab.pipeline import RetrievalPipeline, evaluate_pipeline, train_pipeline
 from fglab.registry import method_names
 
@@ -32,6 +34,15 @@ def add_view_arguments(parser: argparse.ArgumentParser, whom: str) -> None:
     )
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's thread count for the command's fits (set before any work)."""
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="torch threads for training (default: one per idle core, at most 2; "
+        "OMP_NUM_THREADS or MKL_NUM_THREADS, where set, is kept)",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train one method and save it as a run")
     parser.add_argument(
@@ -51,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train even where the memory estimate says the job does not fit this machine",
     )
     add_view_arguments(parser, "the method")
+    add_threads_argument(parser)
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
     evaluate.add_argument("run", type=Path, help="run folder written by fglab train")
@@ -77,15 +89,17 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
     # The loop logs resumption as a warning; show the epoch progress as well.
     logging.getLogger("fglab.training").setLevel(logging.INFO)
     logging.getLogger("fglab.pipeline").setLevel(logging.INFO)  # the job's size estimate
+    source = parse_source(args.name)
     config = json.loads(args.config.read_text(encoding="utf-8")) if args.config else None
     if (args.out / "checkpoints").is_dir():
         print(f"found checkpoints in {args.out / 'checkpoints'}: resuming where they stop")
     with logging_redirect_tqdm():  # log lines above the stage's progress bar
         pipeline, metrics = train_pipeline(
-            args.name, args.method, args.out, args.seed, args.data_root, config,
+            source, args.method, args.out, args.seed, args.data_root, config,
             pairs=args.pairs, image_view=args.image_view, text_view=args.text_view,
             fit_check=not args.skip_fit_check,
         )

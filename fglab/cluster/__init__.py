@@ -1,8 +1,8 @@
-"""Scaling out: sharded index directories, and Ray for embedding and serving them.
+"""Ray: the optional engine for a collection that outgrows one machine.
 
-A sharded index (:mod:`fglab.cluster.shards`) is an ordinary index directory whose vectors are
-split over ``shards/NNN/`` folders; the embedded loader reads it too. The engine behind a
-distributed build or server is a :class:`fglab.cluster.backend.Backend`: the in-process one,
-or Ray's (:func:`fglab.cluster.backend.connect`). Nothing here imports Ray at module level: it
+:class:`fglab.cluster.backend.RayBackend` implements :class:`fglab.ingest.backend.Backend`
+(Ray Data embeds, Ray tasks fill shards, Ray Serve serves them; :func:`connect` joins a
+cluster), and :mod:`fglab.cluster.features` fills the feature store on Ray Data. The sharded
+index format itself is :mod:`fglab.index.shards`. Nothing here imports Ray at module level: it
 is an optional extra (``pip install -e ".[cluster]"``), imported only when ``--ray`` is given.
 """

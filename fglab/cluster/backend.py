@@ -1,9 +1,6 @@
-"""The engine under a distributed build or server, behind three calls another engine could
-implement: embed rows with one model per worker, map a function over tasks, and serve an index's
-shards (each shard's parts searchable from this process).
-
-:class:`LocalBackend` does all three in this process; :class:`RayBackend` uses Ray Data and
-Ray Serve (:func:`connect`).
+"""The Ray adapter of :class:`fglab.ingest.backend.Backend`: Ray Data embeds, Ray tasks
+fill shards, Ray Serve serves them (:mod:`fglab.cluster.serve`). :func:`connect` joins a
+cluster.
 """
 
 from __future__ import annotations
@@ -11,72 +8,20 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.cluster.embed import Embedded, local_embed, model_files
+from fglab.cluster.embed import ray_embed
+from fglab.ingest.backend import Backend
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install -e ".[cluster]"'
-Progress = Callable[[int], None]
 
 
 class ClusterError(ValueError):
     """A cluster that cannot be used: Ray missing, an address that does not answer."""
-
-
-class Backend(ABC):
-    """Where embedding, shard building and shard serving run."""
-
-    name = "backend"
-
-    @abstractmethod
-    def embed(self, run_dir: Path, rows: list[dict], progress: Progress | None = None
-              ) -> Iterator[Embedded]:
-        """Embed ``rows`` (:mod:`fglab.cluster.embed`) with the run at ``run_dir``; batches
-        in any order."""
-
-    @abstractmethod
-    def map(self, fn: Callable, tasks: list, what: str = "tasks") -> list:
-        """``[fn(task) for task in tasks]``, run where the engine runs work."""
-
-    @abstractmethod
-    def serve_shards(self, index_dir: Path, listing: dict, replicas: int) -> dict[str, list]:
-        """Start serving an index's shards; per modality, one part per shard
-        (:class:`fglab.cluster.shards.ShardPart`)."""
-
-    def close(self) -> None:  # noqa: B027 (a backend that starts nothing stops nothing)
-        """Stop what :meth:`serve_shards` started."""
-
-
-class LocalBackend(Backend):
-    """Everything in this process: the reference the distributed engines are checked against."""
-
-    name = "local"
-
-    def __init__(self, cache_dir: str | None = None):
-        self.cache_dir = cache_dir
-
-    def embed(self, run_dir, rows, progress=None):
-        return local_embed(model_files(run_dir), rows, progress, self.cache_dir)
-
-    def map(self, fn, tasks, what="tasks"):
-        return [fn(task) for task in tqdm(tasks, desc=what, unit="task", leave=False)]
-
-    def serve_shards(self, index_dir, listing, replicas):
-        from fglab.cluster.shards import LocalShard
-        from fglab.index.disk import read_faiss
-
-        parts: dict[str, list] = {m: [] for m in listing["modalities"]}
-        for shard in listing["shards"]:
-            for modality in parts:
-                path = Path(index_dir) / shard["dir"] / f"{modality}.faiss"
-                parts[modality].append(LocalShard(read_faiss(path, listing["dim"])))
-        return parts
 
 
 class RayBackend(Backend):
@@ -103,11 +48,9 @@ class RayBackend(Backend):
 
         return int(ray.cluster_resources().get("CPU", 1))
 
-    def embed(self, run_dir, rows, progress=None):
-        from fglab.cluster.embed import ray_embed
-
+    def embed(self, pipeline, rows, progress=None):
         workers = self.workers or max(1, self.cpus())
-        return ray_embed(model_files(run_dir), rows, workers, progress, self.cache_dir)
+        return ray_embed(pipeline, rows, workers, progress, self.cache_dir)
 
     def map(self, fn, tasks, what="tasks"):
         import ray

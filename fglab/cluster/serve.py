@@ -5,7 +5,7 @@ Each replica reads its shard's faiss files from the index directory (at the same
 node: a shared file system), after checking them against the listing's SHA-256. Serve checks
 replicas' health and restarts the ones that die; the router retries a shard on another replica
 when one dies under a query. The HTTP side stays :func:`fglab.service.app.create_app` over a
-:class:`fglab.search.Retriever` whose index searches through :class:`RemoteShard` parts.
+:class:`fglab.retriever.Retriever` whose index searches through :class:`RemoteShard` parts.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ class ShardReplica:
     def __init__(self, index_dir: str, number: int):
         import ray
 
-        from fglab.index.disk import read_faiss
-        from fglab.index.vectors import set_search_threads
+        from fglab.index.vectors import read_faiss, set_search_threads
 
         root = Path(index_dir)
         listing = json.loads((root / LISTING).read_text(encoding="utf-8"))
@@ -83,7 +82,7 @@ class RemoteShard:
     def _wait(self, response, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from ray.exceptions import RayError, RayTaskError
 
-        from fglab.search import UnavailableError
+        from fglab.retriever import UnavailableError
 
         problem = None
         for attempt in range(ATTEMPTS):
@@ -172,10 +171,10 @@ def replica_nodes(names: list[str]) -> dict[str, list[str]]:
 def open_cluster_retriever(index_dir: Path, backend, replicas: int, load_pipeline=None, **kwargs):
     """A :class:`Retriever` whose vector search goes to the shards served by ``backend``;
     the items and the query encoders stay in this process."""
-    from fglab.cluster.shards import ShardedVectors
+    from fglab.index.atomic import MODEL_DIR
+    from fglab.index.shards import sharded_modalities
     from fglab.index.store import EmbeddingIndex
-    from fglab.index.vectors import ModalityIndex
-    from fglab.search import MODEL_DIR, Retriever
+    from fglab.retriever import Retriever
 
     index = EmbeddingIndex.load(Path(index_dir), vectors=False)  # checks every listed file
     listing = index.origin.listing
@@ -185,11 +184,8 @@ def open_cluster_retriever(index_dir: Path, backend, replicas: int, load_pipelin
             "`fglab index ... --shards N`"
         )
     parts = backend.serve_shards(Path(index_dir), listing, replicas)
-    for modality, found in parts.items():
-        index.modalities[modality] = ModalityIndex(
-            ShardedVectors(found, index.count(modality)), index.kinds[modality]
-        )
-    index.has_vectors = True
+    counts = {modality: index.count(modality) for modality in parts}
+    index.attach_vectors(sharded_modalities(parts, index.kinds, counts))
     if load_pipeline is None:
         from fglab.pipeline import RetrievalPipeline
 

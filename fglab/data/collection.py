@@ -1,5 +1,6 @@
-"""Any collection fglab trains on: a data set folder or a manifest, as one
-:class:`CrossModalDataset`.
+"""Any collection fglab reads: :func:`load_collection` loads a source as it is (a data set,
+or a :class:`Manifest`); :func:`load_training_collection` makes either one
+:class:`CrossModalDataset` with train and test splits.
 
 A manifest's rows with both a text and an image are its pairs. With a ``label`` on every
 pair, the labels are its categories; without labels a pair's only match is its own partner
@@ -18,10 +19,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from fglab.data.dataset import CrossModalDataset, Split
 from fglab.data.language import detect_language
-from fglab.data.manifest import Manifest, ManifestItem, is_manifest_spec, load_manifest
+from fglab.data.manifest import Manifest, ManifestItem, load_manifest
 from fglab.data.problems import Problem
-from fglab.data.wikipedia import CrossModalDataset, Split, load_dataset
+from fglab.data.sources import CollectionSource, ManifestSource, as_source, parse_source
+from fglab.data.wikipedia import load_dataset
 
 logger = logging.getLogger(__name__)
 TEST_FRACTION = 0.2
@@ -34,20 +37,35 @@ class CollectionError(ValueError):
     """A collection that cannot be trained on; the message names why, before any training."""
 
 
+def load_collection(
+    source: str | CollectionSource,
+    data_root: str | os.PathLike[str] | None = None,
+    log_problems_found: bool = True,
+) -> CrossModalDataset | Manifest:
+    """A data set source -> its loaded data set (``log_problems_found``: as
+    :func:`load_dataset`); a manifest source -> its :class:`Manifest`, as read. A string is
+    parsed with :func:`parse_source` first."""
+    source = as_source(source)
+    if isinstance(source, ManifestSource):
+        return load_manifest(source)
+    return load_dataset(source.name, data_root, log_problems_found)
+
+
 def load_training_collection(
-    spec: str,
+    source: str | CollectionSource,
     data_root: str | os.PathLike[str] | None = None,
     split_seed: int = 0,
     test_ids: list[str] | None = None,
     pairs: bool = False,
 ) -> CrossModalDataset:
-    """``manifest:PATH`` or a data set name -> a data set with train and test splits.
+    """A data set or manifest source -> a data set with train and test splits.
 
     ``test_ids`` (the split a run recorded) overrides the manifest's own split; ``pairs``:
     labels will not be trained on (no label needs two pairs, the split is not stratified)."""
-    if not is_manifest_spec(spec):
-        return load_dataset(spec, data_root)
-    return manifest_dataset(load_manifest(spec), split_seed, test_ids, pairs)
+    collection = load_collection(source, data_root)
+    if isinstance(collection, Manifest):
+        return manifest_dataset(collection, split_seed, test_ids, pairs)
+    return collection
 
 
 def is_labeled(dataset: CrossModalDataset) -> bool:
@@ -62,7 +80,7 @@ def manifest_dataset(
     pairs_only: bool = False,
 ) -> CrossModalDataset:
     """The manifest's pairs, split as its ``split`` column, ``test_ids`` or a seeded split says."""
-    name = f"manifest:{manifest.path.resolve()}"
+    name = ManifestSource(manifest.path.resolve()).spec
     pairs: list[ManifestItem] = []
     not_pairs: list[Problem] = []
     for item in manifest.items:
@@ -203,4 +221,5 @@ def pair_labels(n: int) -> np.ndarray:
 
 def manifest_path(dataset: CrossModalDataset) -> Path | None:
     """The manifest a data set was read from, or None for a data set folder."""
-    return Path(dataset.name.removeprefix("manifest:")) if is_manifest_spec(dataset.name) else None
+    source = parse_source(dataset.name)
+    return source.path if isinstance(source, ManifestSource) else None

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fglab.data.images import sniff_image_format
+from fglab.data.sources import ManifestSource, manifest_file
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "manifest:"
 ROW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TEXT_BYTES = 5_000_000
 
@@ -59,13 +59,10 @@ class Manifest:
         return sorted({item.label for item in self.items if item.label})
 
 
-def is_manifest_spec(spec: str) -> bool:
-    return spec.startswith(PREFIX)
-
-
-def load_manifest(path: str | Path) -> Manifest:
-    """Read a CSV (``.csv``) or JSONL (``.jsonl``/``.json``) manifest; see the module docstring."""
-    path = Path(str(path).removeprefix(PREFIX)).expanduser()
+def load_manifest(path: str | Path | ManifestSource) -> Manifest:
+    """Read a CSV (``.csv``) or JSONL (``.jsonl``/``.json``) manifest; see the module docstring.
+    ``path``: the file, its :class:`ManifestSource`, or (still read) ``manifest:PATH``."""
+    path = manifest_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest {path} not found")
     root = path.resolve().parent

@@ -16,11 +16,11 @@ English Wikipedia, Chinese Wikipedia, TVGraz and the Chinese news set all use it
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from fglab.data.dataset import CrossModalDataset, Split
 from fglab.data.documents import find_text_file, read_document
 from fglab.data.images import find_image_file, sniff_image_format
 from fglab.data.language import detect_language
@@ -34,57 +34,6 @@ SHIPPED_FEATURES = {
     "text:lda": ("T_tr", "T_te"),
     "text:tfidf": ("T_tfidf_tr", "T_tfidf_te"),
 }
-
-
-@dataclass
-class Split:
-    """The usable pairs of one split, with everything aligned row by row."""
-
-    name: str
-    text_ids: list[str]
-    image_ids: list[str]
-    labels: np.ndarray  # (n,) 0-based category index
-    texts: list[str]
-    titles: list[str]
-    image_paths: list[Path | None]
-    shipped: dict[str, np.ndarray] = field(default_factory=dict)  # view -> (n, d)
-
-    def __len__(self) -> int:
-        return len(self.text_ids)
-
-    def subset(self, rows: np.ndarray | list[int], name: str | None = None) -> Split:
-        """The split restricted to ``rows`` (e.g. a validation part of train)."""
-        rows = np.asarray(rows, dtype=int)
-        return Split(
-            name=name or self.name,
-            text_ids=[self.text_ids[i] for i in rows],
-            image_ids=[self.image_ids[i] for i in rows],
-            labels=self.labels[rows],
-            texts=[self.texts[i] for i in rows],
-            titles=[self.titles[i] for i in rows],
-            image_paths=[self.image_paths[i] for i in rows],
-            shipped={k: v[rows] for k, v in self.shipped.items()},
-        )
-
-
-@dataclass
-class CrossModalDataset:
-    """A data set of text-image pairs with categories, split into train and test."""
-
-    name: str
-    path: Path
-    language: str  # "en" or "zh"
-    categories: list[str]
-    train: Split
-    test: Split
-    problems: list[Problem]
-    stopwords: frozenset[str]
-    has_images: bool
-
-    def split(self, name: str) -> Split:
-        if name not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {name!r}")
-        return self.train if name == "train" else self.test
 
 
 def load_dataset(

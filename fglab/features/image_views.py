@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fglab.data.wikipedia import Split
+from fglab.data.dataset import Split
 from fglab.features.image import ImageExtractor, extract, features_of_bytes
 from fglab.features.store import open_store
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
+from fglab.data.dataset import CrossModalDataset, Split
 from fglab.data.tokenize import make_tokenizer
-from fglab.data.wikipedia import CrossModalDataset, Split
 from fglab.features.featureset import FeatureSet
 from fglab.features.text import TfidfTextFeatures
 
@@ -17,10 +17,14 @@ WORDS_AND_SENTENCE_VIEWS = {
     "text:tfidf+use": "text:use", "text:tfidf+e5": "text:e5", "text:tfidf+minilm": "text:minilm",
 }
 
+#: The default views with categories, for every method alike: tf-idf (the words fglab's graph
+#: needs; the literature's shipped LDA view only when named) and the data set's image view
+#: (its shipped SIFT, else EfficientNet-Lite0).
+DEFAULT_TEXT_VIEW = "text:tfidf"
+DEFAULT_IMAGE_VIEW = "image:efficientnet-lite0"
 #: The default views at pair level (the exact item), chosen on validation (docs/results.md,
 #: "Pair level"): tf-idf and USE for the text; EfficientNet-Lite0 and -Lite2 side by side
-#: where the image view would be Lite0 (a data set with SIFT keeps it). With categories the
-#: defaults stay text:tfidf and the data set's image view.
+#: where the image view would be Lite0 (a data set with SIFT keeps it).
 PAIR_TEXT_VIEW = "text:tfidf+use"
 PAIR_IMAGE_VIEW = "image:efficientnet-lite0+efficientnet-lite2"
 
@@ -28,6 +32,16 @@ PAIR_IMAGE_VIEW = "image:efficientnet-lite0+efficientnet-lite2"
 def reads_words(text_view: str) -> bool:
     """Whether ``text_view`` starts with tf-idf over a learned vocabulary."""
     return text_view == "text:tfidf" or text_view in WORDS_AND_SENTENCE_VIEWS
+
+
+def check_text_view(method_name: str, text_input: str, text_view: str) -> None:
+    """Refuse ``text_view`` for a method that reads words (``text_input`` "bag_of_words") when
+    the view has none."""
+    if text_input == "bag_of_words" and not reads_words(text_view):
+        raise ValueError(
+            f"{method_name} reads words (its word graph needs text:tfidf), not {text_view}; "
+            f"leave it out of --methods or use --text-view text:tfidf (or text:tfidf+e5)"
+        )
 
 
 def text_rows(
@@ -53,9 +67,28 @@ def available_views(dataset: CrossModalDataset) -> list[str]:
 
 
 def default_image_view(dataset: CrossModalDataset, pairs: bool = False) -> str:
+    """The data set's shipped SIFT if it has it, else DEFAULT_IMAGE_VIEW (``pairs``:
+    PAIR_IMAGE_VIEW)."""
     if "image:sift" in dataset.train.shipped:
         return "image:sift"
-    return PAIR_IMAGE_VIEW if pairs else "image:efficientnet-lite0"
+    return PAIR_IMAGE_VIEW if pairs else DEFAULT_IMAGE_VIEW
+
+
+def default_text_view(pairs: bool = False) -> str:
+    """DEFAULT_TEXT_VIEW, or PAIR_TEXT_VIEW at pair level (``pairs``)."""
+    return PAIR_TEXT_VIEW if pairs else DEFAULT_TEXT_VIEW
+
+
+def default_views(
+    dataset: CrossModalDataset,
+    pairs: bool = False,
+    image_view: str | None = None,
+    text_view: str | None = None,
+) -> tuple[str, str]:
+    """(image view, text view): the named ones, the defaults for those not named."""
+    if text_view is None:
+        text_view = default_text_view(pairs)
+    return image_view or default_image_view(dataset, pairs), text_view
 
 
 def build_features(

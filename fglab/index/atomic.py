@@ -31,6 +31,8 @@ from fglab.integrity import file_entry, refuse_pickles, sha256_file
 logger = logging.getLogger(__name__)
 
 LISTING = "index.json"
+#: The folder of an index that holds the trained run it was embedded with.
+MODEL_DIR = "model"
 FORMAT = "fglab-index"
 FORMAT_VERSION = 2
 #: Version 1 (one faiss file per modality and ``items.jsonl``) still loads.

@@ -23,9 +23,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -45,10 +44,8 @@ from fglab.index.atomic import (
     write_listing,
 )
 from fglab.index.items import ItemTable, read_items, read_items_jsonl, write_items
-from fglab.index.vectors import IndexSettings, ModalityIndex
-
-if TYPE_CHECKING:
-    from fglab.index.store import EmbeddingIndex
+from fglab.index.state import Changes, IndexState
+from fglab.index.vectors import IndexSettings, ModalityIndex, read_faiss
 
 ITEMS = "items.parquet"
 V1_ITEMS = "items.jsonl"
@@ -58,30 +55,6 @@ REMOVED = "removed.npy"
 MAX_SEGMENTS = 64
 COMPACT_MIN_ROWS = 10_000
 COMPACT_FRACTION = 0.2  # of the base's rows
-
-
-@dataclass
-class Changes:
-    """Adds and removals not yet on disk: item rows from ``start_row`` on, their vectors by
-    modality (in key order), and removed keys."""
-
-    start_row: int = 0
-    added: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    removed: list[int] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.added or self.removed)
-
-    def rows(self) -> int:
-        return sum(len(v) for parts in self.added.values() for v in parts) + len(self.removed)
-
-
-@dataclass
-class Origin:
-    """The directory an index was loaded from (or last saved to) and its listing then."""
-
-    path: Path
-    listing: dict
 
 
 def _is_owned(name: str) -> bool:
@@ -100,42 +73,58 @@ def _is_vectors(name: str) -> bool:
 # -- load ------------------------------------------------------------------------------------
 
 
-def load(cls: type[EmbeddingIndex], path: Path, vectors: bool) -> EmbeddingIndex:
+def load(cls: type[IndexState], path: Path, vectors: bool) -> IndexState:
     remove_stale_builds(path)
     check = None if vectors else (lambda name: not _is_vectors(name))
     try:
         listing = verify_directory(path, check)
-        if listing.get("shards"):  # split over shards/ (fglab.cluster.shards)
-            from fglab.cluster.shards import load_sharded
-
-            return load_sharded(cls, path, listing, vectors)
-        settings = IndexSettings(**listing["settings"])
-        index = cls(_whole(listing, "dim"), settings, listing.get("info"))
-        index.has_vectors = vectors
-        index.next_key = _whole(listing, "next_key")
-        files = listing.get("files", {})
-        for name, meta in listing["modalities"].items():
-            index.kinds[name] = meta["kind"]
-            if vectors and f"{name}.faiss" in files:
-                index.modalities[name] = _read_faiss(path / f"{name}.faiss", meta, index.dim)
+        sharded = bool(listing.get("shards"))
     except (KeyError, TypeError, AttributeError) as error:
         raise IncompleteIndexError(
             f"{path / LISTING} is malformed ({_problem(error)}); build the index again"
         ) from error
+    if sharded:  # split over shards/ (fglab.index.shards)
+        from fglab.index.shards import load_sharded
+
+        return load_sharded(cls, path, listing, vectors)
+    index = _base(cls, path, listing, vectors)
     try:
-        if listing["format_version"] == 1:
-            index.items = ItemTable(read_items_jsonl(path / V1_ITEMS))
-        else:
-            index.items = ItemTable(read_items(path / ITEMS))
         for segment in listing.get("segments", []):
             _replay(index, path / segment["dir"], segment, vectors)
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
         raise IncompleteIndexError(
             f"{path}: unreadable index ({_problem(error)}); build it again"
         ) from error
-    index.changes = Changes(start_row=len(index.items.table))
-    index.origin = Origin(path.resolve(), listing)
+    index.mark_saved(path, listing)
     return index
+
+
+def _base(cls: type[IndexState], path: Path, listing: dict, vectors: bool) -> IndexState:
+    """The index as of its last full save: its items and (with ``vectors``) faiss indexes."""
+    try:
+        dim = _whole(listing, "dim")
+        settings = IndexSettings(**listing["settings"])
+        files = listing.get("files", {})
+        kinds = {name: meta["kind"] for name, meta in listing["modalities"].items()}
+        modalities = {
+            name: _read_faiss(path / f"{name}.faiss", meta, dim)
+            for name, meta in listing["modalities"].items()
+            if vectors and f"{name}.faiss" in files
+        }
+        next_key = _whole(listing, "next_key")
+        version = listing["format_version"]
+    except (KeyError, TypeError, AttributeError) as error:
+        raise IncompleteIndexError(
+            f"{path / LISTING} is malformed ({_problem(error)}); build the index again"
+        ) from error
+    try:
+        table = read_items_jsonl(path / V1_ITEMS) if version == 1 else read_items(path / ITEMS)
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+        raise IncompleteIndexError(
+            f"{path}: unreadable index ({_problem(error)}); build it again"
+        ) from error
+    return cls(dim, settings, listing.get("info"), items=ItemTable(table), kinds=kinds,
+               modalities=modalities, next_key=next_key, has_vectors=vectors)
 
 
 def _whole(listing: dict, key: str) -> int:
@@ -153,28 +142,11 @@ def _problem(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def read_faiss(path: Path, dim: int):
-    """The faiss index in ``path``; IncompleteIndexError naming the file if it cannot be read
-    or holds vectors of another width than ``dim``."""
-    try:
-        faiss_index = faiss.read_index(str(path))
-    except RuntimeError as error:
-        reason = _problem(error)[:200]
-        raise IncompleteIndexError(
-            f"{path} is not a readable faiss index ({reason}); build the index again"
-        ) from error
-    if faiss_index.d != dim:
-        raise IncompleteIndexError(
-            f"{path} holds {faiss_index.d}-d vectors, {LISTING} says {dim}; build the index again"
-        )
-    return faiss_index
-
-
 def _read_faiss(path: Path, meta: dict, dim: int) -> ModalityIndex:
     return ModalityIndex(read_faiss(path, dim), meta["kind"], set(meta["deleted"]))
 
 
-def _replay(index: EmbeddingIndex, folder: Path, segment: dict, vectors: bool) -> None:
+def _replay(index: IndexState, folder: Path, segment: dict, vectors: bool) -> None:
     """Apply one segment: its items and vectors, then its removals."""
     if segment["added"]:
         part = read_items(folder / ITEMS)
@@ -197,7 +169,7 @@ def _replay(index: EmbeddingIndex, folder: Path, segment: dict, vectors: bool) -
 # -- full save -------------------------------------------------------------------------------
 
 
-def save_full(index: EmbeddingIndex, path: Path, write_extra=None) -> None:
+def save_full(index: IndexState, path: Path, write_extra=None) -> None:
     _refuse_sharded(index)
     if not index.has_vectors:
         raise RuntimeError("an index loaded without its vectors can only save_changes")
@@ -219,7 +191,7 @@ def save_full(index: EmbeddingIndex, path: Path, write_extra=None) -> None:
     _saved(index, path)
 
 
-def _listing(index: EmbeddingIndex, generation: int, segments: list, base_rows: int) -> dict:
+def _listing(index: IndexState, generation: int, segments: list, base_rows: int) -> dict:
     modalities = {}
     for name, kind in index.kinds.items():
         loaded = index.modalities.get(name)
@@ -237,16 +209,14 @@ def _listing(index: EmbeddingIndex, generation: int, segments: list, base_rows: 
     }
 
 
-def _saved(index: EmbeddingIndex, path: Path) -> None:
-    listing = json.loads((path / LISTING).read_text(encoding="utf-8"))
-    index.origin = Origin(path.resolve(), listing)
-    index.changes = Changes(start_row=len(index.items.table))
+def _saved(index: IndexState, path: Path) -> None:
+    index.mark_saved(path, json.loads((path / LISTING).read_text(encoding="utf-8")))
 
 
 # -- commits ---------------------------------------------------------------------------------
 
 
-def save_changes(index: EmbeddingIndex, path: Path) -> None:
+def save_changes(index: IndexState, path: Path) -> None:
     _refuse_sharded(index)
     origin = index.origin
     if origin is None or origin.path != path.resolve():
@@ -264,7 +234,7 @@ def save_changes(index: EmbeddingIndex, path: Path) -> None:
             _append_segment(index, path)
 
 
-def _refuse_sharded(index: EmbeddingIndex) -> None:
+def _refuse_sharded(index: IndexState) -> None:
     if index.origin is not None and index.origin.listing.get("shards"):
         raise ValueError(
             f"{index.origin.path} is a sharded index: add items with `fglab index-add`; items "
@@ -279,7 +249,7 @@ def _too_many(listing: dict, changes: Changes) -> bool:
     return len(segments) + 1 > MAX_SEGMENTS or rows > limit
 
 
-def _with_vectors(index: EmbeddingIndex, path: Path) -> EmbeddingIndex:
+def _with_vectors(index: IndexState, path: Path) -> IndexState:
     """The index at ``path`` loaded whole, with ``index``'s pending changes applied."""
     full = load(type(index), path, vectors=True)
     full.kinds.update(index.kinds)
@@ -297,7 +267,7 @@ def _with_vectors(index: EmbeddingIndex, path: Path) -> EmbeddingIndex:
     return full
 
 
-def _append_segment(index: EmbeddingIndex, path: Path) -> None:
+def _append_segment(index: IndexState, path: Path) -> None:
     listing = index.origin.listing
     generation = listing.get("generation", 0) + 1
     name = f"{SEGMENTS}/{generation:06d}"

@@ -16,6 +16,7 @@ import numpy as np
 
 from fglab.index import disk
 from fglab.index.items import MODALITIES, Item, ItemTable
+from fglab.index.state import Changes, Origin
 from fglab.index.vectors import (
     HIDE_REMOVED,
     KINDS,
@@ -46,17 +47,41 @@ class EmbeddingIndex:
     and :meth:`save_changes`, not to search.
     """
 
-    def __init__(self, dim: int, settings: IndexSettings | None = None, info: dict | None = None):
+    def __init__(
+        self,
+        dim: int,
+        settings: IndexSettings | None = None,
+        info: dict | None = None,
+        *,
+        items: ItemTable | None = None,
+        kinds: dict[str, str] | None = None,
+        modalities: dict[str, ModalityIndex] | None = None,
+        next_key: int = 0,
+        has_vectors: bool = True,
+    ):
+        """A new empty index, or (the keywords) one a loader assembled from its parts:
+        ``kinds`` per modality, their faiss ``modalities`` (without ``has_vectors`` there are
+        none) and the next key to hand out."""
         self.dim = dim
         self.settings = settings or IndexSettings()
         self.info: dict = dict(info or {})  # free-form provenance: run, data set, split
-        self.items = ItemTable()
-        self.kinds: dict[str, str] = {}
-        self.modalities: dict[str, ModalityIndex] = {}
+        self.items = items if items is not None else ItemTable()
+        self.kinds: dict[str, str] = dict(kinds or {})
+        self.modalities: dict[str, ModalityIndex] = dict(modalities or {})
+        self.has_vectors = has_vectors
+        self.next_key = next_key
+        self.changes = Changes(start_row=len(self.items.table))  # not yet on disk
+        self.origin: Origin | None = None  # the directory and listing it was loaded from
+
+    def attach_vectors(self, modalities: dict[str, ModalityIndex]) -> None:
+        """Search through ``modalities`` (e.g. shards served elsewhere) from now on."""
+        self.modalities.update(modalities)
         self.has_vectors = True
-        self.next_key = 0
-        self.changes = disk.Changes()  # what :meth:`save_changes` would append
-        self.origin: disk.Origin | None = None  # the directory and listing it was loaded from
+
+    def mark_saved(self, path: Path, listing: dict) -> None:
+        """Record that this index now matches ``path`` and its ``listing``: no pending changes."""
+        self.origin = Origin(Path(path).resolve(), listing)
+        self.changes = Changes(start_row=len(self.items.table))
 
     def __len__(self) -> int:
         return len(self.items)

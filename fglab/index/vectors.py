@@ -8,9 +8,12 @@ PQ cannot delete vectors: removed HNSW ids are excluded at search time with a fa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import faiss
 import numpy as np
+
+from fglab.index.atomic import LISTING, IncompleteIndexError
 
 KINDS = ("auto", "flat", "ivf", "hnsw", "pq")
 #: Kinds whose faiss index cannot remove vectors: removed ids are hidden at search time.
@@ -132,3 +135,21 @@ class ModalityIndex:
         params = faiss.SearchParametersHNSW(sel=selector)
         params.efSearch = max(k, faiss.downcast_index(self.faiss_index.index).hnsw.efSearch)
         return self.faiss_index.search(queries, k, params=params)
+
+
+def read_faiss(path: Path, dim: int):
+    """The faiss index in ``path``; IncompleteIndexError naming the file if it cannot be read
+    or holds vectors of another width than ``dim``."""
+    try:
+        faiss_index = faiss.read_index(str(path))
+    except RuntimeError as error:
+        lines = str(error).strip().splitlines()
+        reason = (lines[0] if lines else type(error).__name__)[:200]
+        raise IncompleteIndexError(
+            f"{path} is not a readable faiss index ({reason}); build the index again"
+        ) from error
+    if faiss_index.d != dim:
+        raise IncompleteIndexError(
+            f"{path} holds {faiss_index.d}-d vectors, {LISTING} says {dim}; build the index again"
+        )
+    return faiss_index

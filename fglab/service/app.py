@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from fglab.index.store import ITEM_ID
-from fglab.search import (
+from fglab.retriever import (
     Hit,
     InvalidQueryError,
     ItemNotFoundError,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from fglab.config import TrainingConfig
+from fglab.config import TrainingConfig, parse_options
 from fglab.features.featureset import FeatureSet
 from fglab.io import atomic_write, atomic_write_text
 from fglab.losses import dscmr_loss
@@ -49,18 +49,9 @@ class DSCMRConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DSCMRConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown dscmr config keys: {sorted(unknown)}")
-        values = dict(data)
-        if "training" in values:
-            defaults = asdict(_dscmr_training())
-            values["training"] = TrainingConfig(**{**defaults, **values["training"]})
-        for key in ("alphas", "betas"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-        return cls(**values)
+        """``data`` as saved (or given to ``fglab train --config``); ``training`` over the
+        published optimizer settings, unknown keys refused."""
+        return parse_options(cls, data, "dscmr")
 
 
 class DSCMRMethod(RetrievalMethod):

@@ -23,7 +23,7 @@ from fglab.data.splits import (
 )
 from fglab.features.featureset import FeatureSet
 from fglab.features.word_vectors import word_vectors
-from fglab.hardware import fast_bfloat16, set_fit_threads
+from fglab.hardware import fast_bfloat16
 from fglab.labels import TextGrades
 from fglab.losses import (
     hardest_negative_loss,
@@ -124,7 +124,7 @@ class FGLabMethod(RetrievalMethod):
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, train: FeatureSet, validation: FeatureSet | None = None) -> FGLabMethod:
-        set_fit_threads()
+        # torch's thread count is the caller's (fglab train / reproduce: --threads)
         if train.vocabulary is None:
             raise ValueError("fglab needs a bag-of-words text view (text:tfidf) with a vocabulary")
         if validation is None:
@@ -159,17 +159,7 @@ class FGLabMethod(RetrievalMethod):
         )
         self.timings_["teacher"] = time.perf_counter() - started
         first = self._fit_model(texts, images, labels, scored, store)
-        started = time.perf_counter()
-        if self.config.model.semantic_weight is None:  # chosen with the epoch, on validation
-            # scored again for the kept epoch's weights (one pass): a resumed stage has no
-            # record of what its epochs' validation computed
-            scores = semantic_weight_scores(first, scored)
-            self.semantic_weight_scores_ = scores
-            chosen = max(scores, key=scores.get)
-            model = replace(self.config.model, semantic_weight=chosen)
-            self.config = replace(self.config, model=model)
-            first.semantic_weight = chosen
-        self.timings_["semantic_weight"] = time.perf_counter() - started
+        self._choose_semantic_weight(first, scored)
         epochs = self.stages_["model"].best_epoch + 1
         members = self.config.training.ensemble
         tokens = train.tokens
@@ -191,6 +181,20 @@ class FGLabMethod(RetrievalMethod):
         self.fit_seconds_ = time.perf_counter() - start
         self.timings_.update(self._stage_timings())
         return self
+
+    def _choose_semantic_weight(self, first, scored: FeatureSet) -> None:
+        """Unless set, the classifier's weight in the score, chosen on validation for the
+        kept epoch's weights (scored again in one pass: a resumed stage has no record of what
+        its epochs' validation computed)."""
+        started = time.perf_counter()
+        if self.config.model.semantic_weight is None:
+            scores = semantic_weight_scores(first, scored)
+            self.semantic_weight_scores_ = scores
+            chosen = max(scores, key=scores.get)
+            self.config = replace(self.config,
+                                  model=replace(self.config.model, semantic_weight=chosen))
+            first.semantic_weight = chosen
+        self.timings_["semantic_weight"] = time.perf_counter() - started
 
     def _stage_timings(self) -> dict[str, float]:
         """Seconds per part of the fit, from the stages' records: the first model (its

@@ -26,10 +26,11 @@ from tests.index.fakes import (
 
 @pytest.fixture()
 def fakes(monkeypatch, tmp_path):
+    monkeypatch.setattr("fglab.cli.index.load_pipeline", FakePipeline.load)
     monkeypatch.setattr("fglab.cli.search.load_pipeline", FakePipeline.load)
-    monkeypatch.setattr("fglab.index.build.default_image_featurizer", lambda: fake_featurizer)
+    monkeypatch.setattr("fglab.ingest.embedder.default_image_featurizer", lambda: fake_featurizer)
     monkeypatch.setattr(
-        "fglab.search.default_upload_featurizer", lambda: fake_upload_featurizer
+        "fglab.retriever.default_upload_featurizer", lambda: fake_upload_featurizer
     )
     run = tmp_path / "run"
     FakePipeline().save(run)

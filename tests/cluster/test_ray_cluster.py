@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from fglab.cli import main  # noqa: E402
 from fglab.cluster.backend import RayBackend  # noqa: E402
 from fglab.cluster.serve import open_cluster_retriever, replica_nodes  # noqa: E402
-from fglab.cluster.shards import build_sharded, read_shard_table  # noqa: E402
-from fglab.index.build import build_index  # noqa: E402
+from fglab.index.shards import read_shard_table  # noqa: E402
 from fglab.index.store import EmbeddingIndex, IndexSettings  # noqa: E402
+from fglab.ingest.build import build_index, build_sharded  # noqa: E402
 from fglab.pipeline import RetrievalPipeline  # noqa: E402
-from fglab.search import Retriever  # noqa: E402
+from fglab.retriever import Retriever  # noqa: E402
 from fglab.service import create_app  # noqa: E402
 
 pytestmark = pytest.mark.cluster
@@ -144,7 +144,7 @@ def test_distributed_embedding_matches_the_embedded_path(cluster, run, chinese_n
     monkeypatch.setenv("FGLAB_CACHE", str(tmp_path / "embedded-cache"))
     reference, _ = build_index(pipeline, chinese_news, ["test"])
     backend = RayBackend(cluster[0].address, workers=2, cache_dir=str(tmp_path / "ray-cache"))
-    build_sharded(backend, run, pipeline, chinese_news, tmp_path / "ray", 2)
+    build_sharded(backend, pipeline, chinese_news, tmp_path / "ray", 2)
     ours = EmbeddingIndex.load(tmp_path / "ray")
     assert ours.by_id == reference.by_id and reference.count("image") > 300
     vectors = {}

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 
-from fglab.data.wikipedia import Split
+from fglab.data.dataset import Split
 from fglab.features.image import (
     ImageExtractor,
     ImageProblem,

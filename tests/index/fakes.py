@@ -30,6 +30,7 @@ class FakePipeline:
     text_view = "text:fake"
     language = "en"
     categories = CATEGORIES
+    text_features = None  # raw text goes to encode_texts (no shipped text view is used)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         rows = []
@@ -129,9 +130,9 @@ def write_collection(folder: Path, per_category: int = 4) -> Path:
 def build_fake_index(folder: Path, kind: str = "flat", pipeline=None) -> Path:
     """Build and save an index of :func:`write_collection` with the fake pipeline."""
     from fglab.data.manifest import load_manifest
-    from fglab.index.build import build_index
     from fglab.index.store import IndexSettings
-    from fglab.search import MODEL_DIR
+    from fglab.ingest.build import build_index
+    from fglab.retriever import MODEL_DIR
 
     pipeline = pipeline or FakePipeline()
     manifest = load_manifest(write_collection(folder / "collection"))
@@ -144,7 +145,7 @@ def build_fake_index(folder: Path, kind: str = "flat", pipeline=None) -> Path:
 
 
 def open_fake_retriever(index_dir: Path, **kwargs):
-    from fglab.search import Retriever
+    from fglab.retriever import Retriever
 
     return Retriever.open(
         index_dir, load_pipeline=FakePipeline.load, featurizer=fake_upload_featurizer, **kwargs

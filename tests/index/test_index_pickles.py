@@ -13,7 +13,7 @@ from fglab.cli import main
 from fglab.index.atomic import LISTING
 from fglab.index.store import EmbeddingIndex, Item
 from fglab.integrity import DamagedFileError, PickleRefusedError, file_entry
-from fglab.search import MODEL_DIR, Retriever
+from fglab.retriever import MODEL_DIR, Retriever
 from tests.test_run_files import TEXTS, plant_pickle, small_pipeline
 
 

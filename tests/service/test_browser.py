@@ -61,7 +61,7 @@ def site(tmp_path):
     """(base URL, text query, expected category or None, an image file to upload or None)."""
     real = os.environ.get("FGLAB_BROWSER_INDEX")
     if real:
-        from fglab.search import Retriever
+        from fglab.retriever import Retriever
 
         retriever = Retriever.open(Path(real))
         query = os.environ.get("FGLAB_BROWSER_QUERY", "naval battle in the pacific")

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from fglab.search import Limits, Retriever
+from fglab.retriever import Limits, Retriever
 from fglab.service import create_app
 from tests.index.fakes import FakePipeline, build_fake_index, decoding_upload_featurizer
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fglab.index.store import ITEM_ID
-from fglab.search import Limits
+from fglab.retriever import Limits
 from fglab.service import create_app
 from tests.index.fakes import COLOURS, build_fake_index, open_fake_retriever
 from tests.service.live import live_server
@@ -252,7 +252,7 @@ def test_whitespace_queries_match_the_documented_pattern_exactly():
 
 
 def test_16_bit_and_float_uploads_are_searched(index_dir):
-    from fglab.search import Retriever
+    from fglab.retriever import Retriever
     from tests.index.fakes import FakePipeline, decoding_upload_featurizer
 
     retriever = Retriever.open(index_dir, FakePipeline.load, featurizer=decoding_upload_featurizer)

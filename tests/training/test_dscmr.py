@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -59,5 +60,12 @@ def test_dscmr_chooses_on_validation_beats_chance_and_round_trips(eng_wiki_featu
 
 
 def test_dscmr_config_refuses_unknown_keys():
-    with pytest.raises(ValueError, match="unknown dscmr config keys"):
+    with pytest.raises(ValueError, match="dscmr has no config option 'gamma'"):
         DSCMRConfig.from_dict({"gamma": 1})
+
+
+def test_dscmr_options_go_over_the_published_settings_and_round_trip():
+    config = DSCMRConfig.from_dict({"alphas": [1, 0.5], "training": {"epochs": 3}})
+    assert config.alphas == (1.0, 0.5) and config.training.epochs == 3
+    assert config.training.lr == 1e-4 and config.training.batch_size == 100  # published
+    assert DSCMRConfig.from_dict(asdict(config)) == config

@@ -315,3 +315,19 @@ def test_sentence_columns_enter_the_text_branch_and_survive_save_and_load(
         loaded.similarity(val.images, val.texts), method.similarity(val.images, val.texts),
         atol=1e-5,
     )
+
+
+def test_fit_leaves_torchs_thread_count_to_its_caller(eng_wiki_features, monkeypatch):
+    def refuse(n: int) -> None:
+        raise AssertionError(f"fit set torch's threads to {n}: that is the CLI's to set")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    train, _ = eng_wiki_features
+    small = train.subset(np.arange(0, len(train), 8))
+    fit_rows, val_rows = validation_split(small.labels, 0)
+    config = FGLabConfig.from_dict({
+        **TINY_CONFIG, "labels": {"teacher": "tfidf"},
+        "training": {**TINY_CONFIG["training"], "epochs": 1, "refit": False},
+    })
+    method = FGLabMethod(config).fit(small.subset(fit_rows), small.subset(val_rows))
+    assert len(method.stages_["model"].history) == 1

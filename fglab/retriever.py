@@ -19,12 +19,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fglab.index.build import UploadFeaturizer, check_image_search, default_upload_featurizer
+from fglab.features.image_files import (
+    UploadFeaturizer,
+    check_image_search,
+    default_upload_featurizer,
+)
+from fglab.index.atomic import MODEL_DIR
 from fglab.index.store import ITEM_ID, MODALITIES, EmbeddingIndex, Item
 from fglab.index.vectors import set_search_threads
 
 logger = logging.getLogger(__name__)
-MODEL_DIR = "model"
 
 
 class SearchError(ValueError):

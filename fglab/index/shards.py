@@ -13,43 +13,52 @@ of a modality and each shard starts from a copy of that trained, empty index. A 
 every shard for its top k and :func:`merge_top_k` keeps the best k (ties: lower key first);
 with an exact kind that is exactly the top k of one flat index over all items.
 
-The embedded loader reads a sharded directory through :func:`load_sharded` (called by
-:func:`fglab.index.disk.load`). Changes go through :func:`add_to_sharded`, which rewrites the
-shards that receive items and links the others into a new directory, published atomically.
+This module is the format only (NumPy, faiss, Arrow): :func:`write_sharded` writes one,
+:func:`load_sharded` reads one (called by :func:`fglab.index.disk.load`), and
+:func:`add_to_sharded` rewrites the shards that receive items and links the others into a new
+directory, published atomically. Embedding a collection into one is :mod:`fglab.ingest`'s
+job; serving shards on a cluster is :mod:`fglab.cluster`'s.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
-from fglab.index.atomic import LISTING, IncompleteIndexError, atomic_directory, write_listing
-from fglab.index.build import Manifest, check_image_search, dataset_pair, manifest_item
+from fglab.index.atomic import (
+    LISTING,
+    MODEL_DIR,
+    IncompleteIndexError,
+    atomic_directory,
+    write_listing,
+)
 from fglab.index.items import SCHEMA, Item, ItemTable
-from fglab.index.store import EmbeddingIndex, IndexSettings
-from fglab.index.vectors import ModalityIndex, make_faiss_index
-
-if TYPE_CHECKING:
-    from fglab.cluster.backend import Backend
-
-logger = logging.getLogger(__name__)
+from fglab.index.state import IndexState
+from fglab.index.vectors import IndexSettings, ModalityIndex, make_faiss_index, read_faiss
 
 SHARDS = "shards"
 EMBEDDINGS = "embeddings.parquet"
-MODEL_DIR = "model"
+#: ``map_tasks(fn, tasks, what)`` -> ``[fn(t) for t in tasks]``, run wherever the caller's
+#: engine runs work (this process by default, a cluster's workers with Ray).
+MapTasks = Callable[[Callable, list, str], list]
+
+
+def map_here(fn: Callable, tasks: list, what: str = "tasks") -> list:
+    """:data:`MapTasks` in this process, with a progress bar."""
+    return [fn(task) for task in tqdm(tasks, desc=what, unit="task", leave=False)]
 
 
 def shard_of(item_id: str, shards: int) -> int:
@@ -135,99 +144,6 @@ class ShardedVectors:
         raise ValueError("items cannot be removed from a sharded index; build it again")
 
 
-# -- the collection as rows ------------------------------------------------------------------
-
-
-def collection_rows(pipeline, collection, split_names: list[str]) -> tuple[list[dict], list[str]]:
-    """One row per item to embed (see :mod:`fglab.cluster.embed`), in the order the embedded
-    path gives keys (a data set: images then texts; a manifest: texts then images), each with
-    its :class:`Item` under ``"item"``; and the collection's problems."""
-    if isinstance(collection, Manifest):
-        source = f"manifest:{collection.path.name}"
-        texts = [m for m in collection.items if m.text]
-        images = [m for m in collection.items if m.image_path is not None]
-        if images:
-            check_image_search(pipeline)
-        rows = [
-            _row(manifest_item(m, "text", source, collection.root), "text", m.text)
-            for m in texts
-        ] + [
-            _row(manifest_item(m, "image", source, collection.root), "image-file",
-                 str(m.image_path), skip=True)
-            for m in images
-        ]
-        return rows, [str(p) for p in collection.problems]
-    images, texts, skipped = [], [], []
-    for split_name in split_names:
-        split = collection.split(split_name)
-        source = f"{collection.name}:{split_name}"
-        shipped_image = split.shipped.get(pipeline.image_view)
-        shipped_text = split.shipped.get(pipeline.text_view) if pipeline.text_features is None \
-            else None
-        for row in range(len(split)):
-            image, text = dataset_pair(collection, split, row, source)
-            for item in (image, text):
-                if item is None:
-                    skipped.append(f"{source} row {row}: id is not usable")
-            if image is not None:
-                if shipped_image is not None:
-                    images.append(_row(image, "image-features", "", _dense(shipped_image, row)))
-                else:
-                    path = split.image_paths[row]
-                    images.append(_row(image, "image-file", str(path) if path else ""))
-            if text is not None:
-                if shipped_text is not None:
-                    texts.append(_row(text, "text-features", "", _dense(shipped_text, row)))
-                else:
-                    texts.append(_row(text, "text", split.texts[row]))
-    return images + texts, skipped
-
-
-def _row(item: Item, kind: str, value: str, features=None, skip: bool = False) -> dict:
-    return {"item": item, "kind": kind, "value": value or "", "features": features or [],
-            "skip_failed": skip}
-
-
-def _dense(matrix, row: int) -> list[float]:
-    values = matrix[row]
-    values = values.toarray()[0] if hasattr(values, "toarray") else np.asarray(values)
-    return np.asarray(values, dtype=np.float64).ravel().tolist()
-
-
-def embed_rows(
-    backend: Backend, run_dir: Path, rows: list[dict], progress=None
-) -> tuple[list[Item], np.ndarray, list[str]]:
-    """Embed rows on ``backend``: the kept items (in row order), their vectors, and what was
-    skipped (manifest images that could not be read) or embedded from zeros (data set images
-    that could not be read, as the embedded path does)."""
-    wire = [
-        {"row": i, "kind": r["kind"], "value": r["value"], "features": r["features"]}
-        for i, r in enumerate(rows)
-    ]
-    vectors: np.ndarray | None = None
-    errors: dict[int, str] = {}
-    for numbers, batch, failed in backend.embed(run_dir, wire, progress):
-        batch = np.asarray(batch, dtype=np.float32)
-        if vectors is None:
-            vectors = np.zeros((len(rows), batch.shape[1]), dtype=np.float32)
-        vectors[numbers] = batch
-        errors.update({int(n): e for n, e in zip(numbers, failed, strict=True) if e})
-    if vectors is None:
-        raise ValueError("nothing to index")
-    keep = np.ones(len(rows), dtype=bool)
-    skipped = []
-    for number, reason in sorted(errors.items()):
-        item = rows[number]["item"]
-        if rows[number]["skip_failed"]:
-            keep[number] = False
-            skipped.append(f"{item.source} (id {item.pair_id}): image unreadable ({reason})")
-        else:
-            logger.warning("%s image %s: %s (embedded from zero features)", item.source,
-                           item.pair_id, reason)
-    items = [r["item"] for r, kept in zip(rows, keep, strict=True) if kept]
-    return items, vectors[keep], skipped
-
-
 # -- writing ---------------------------------------------------------------------------------
 
 
@@ -250,7 +166,7 @@ def read_shard_table(path: Path) -> tuple[pa.Table, np.ndarray]:
     return table.drop_columns(["vector"]).cast(SCHEMA), vectors.astype(np.float32, copy=False)
 
 
-def _build_shard(task: tuple) -> bytes:
+def fill_shard(task: tuple) -> bytes:
     """(empty index as bytes, keys, vectors) -> the filled index as bytes (runs on a worker)."""
     empty, keys, vectors = task
     index = faiss.deserialize_index(np.frombuffer(empty, dtype=np.uint8).copy())
@@ -270,12 +186,12 @@ def _empty_indexes(dim: int, settings: IndexSettings, kinds: dict[str, str],
 
 def _write_shards(
     tmp: Path,
-    backend: Backend,
     parts: dict[int, tuple[np.ndarray, list[Item], np.ndarray]],
     empty: dict[str, bytes],
+    map_tasks: MapTasks,
 ) -> None:
     """Write each shard of ``parts`` (keys, items, vectors): its Parquet and faiss files, the
-    faiss indexes filled on the backend's workers."""
+    faiss indexes filled by ``map_tasks`` (in this process or on a cluster's workers)."""
     tasks, names = [], []
     for number, (keys, items, vectors) in sorted(parts.items()):
         folder = tmp / shard_dir(number)
@@ -286,7 +202,7 @@ def _write_shards(
             chosen = modality == name
             tasks.append((blank, keys[chosen], vectors[chosen]))
             names.append(folder / f"{name}.faiss")
-    for path, data in zip(names, backend.map(_build_shard, tasks, "faiss shards"), strict=True):
+    for path, data in zip(names, map_tasks(fill_shard, tasks, "faiss shards"), strict=True):
         faiss.write_index(faiss.deserialize_index(np.frombuffer(data, np.uint8).copy()), str(path))
 
 
@@ -324,128 +240,104 @@ def _counts(items: list[Item]) -> dict[str, int]:
     return counts
 
 
-def build_sharded(
-    backend: Backend,
-    run_dir: Path,
-    pipeline,
-    collection,
+def write_sharded(
     out: Path,
+    items: list[Item],
+    vectors: np.ndarray,
     shards: int,
-    split_names: Iterable[str] = ("test",),
+    info: dict,
     settings: IndexSettings | None = None,
-    progress=None,
-) -> tuple[dict, list[str]]:
-    """Embed a collection on ``backend`` and write a sharded index directory at ``out``
-    (atomically, with ``run_dir``'s pipeline under ``model/``). Returns the listing's item
-    counts per modality and the skipped items."""
+    map_tasks: MapTasks = map_here,
+    write_extra: Callable[[Path], None] | None = None,
+) -> dict[str, int]:
+    """Write ``items`` with their ``vectors`` as a sharded index directory at ``out``,
+    atomically (keys 0..n-1 in the given order); ``write_extra(tmp)`` adds files (the model).
+    Returns the item counts per modality."""
     if shards < 1:
         raise ValueError(f"--shards must be at least 1, got {shards}")
-    split_names = list(split_names)
     settings = settings or IndexSettings()
-    rows, skipped = collection_rows(pipeline, collection, split_names)
-    if not rows:
-        raise ValueError(f"{_name(collection)}: nothing to index")
-    items, vectors, failed = embed_rows(backend, run_dir, rows, progress)
-    skipped += failed
-    if not items:
-        raise ValueError(f"{_name(collection)}: nothing to index")
     keys = np.arange(len(items), dtype=np.int64)
     counts = _counts(items)
     by_modality = {m: vectors[[i.modality == m for i in items]] for m in counts}
     kinds = {m: settings.resolved_kind(n) for m, n in counts.items()}
-    root = collection.root if isinstance(collection, Manifest) else collection.path
-    info = {
-        "collection": _name(collection),
-        "collection_root": str(Path(root).resolve()),
-        "splits": split_names if not isinstance(collection, Manifest) else [],
-        "dataset": pipeline.dataset_name,
-        "method": pipeline.method_name,
-        "categories": list(pipeline.categories),
-        "run": str(Path(run_dir).resolve()),
-    }
     parts = _split(keys, items, vectors, shards)
     empty = _empty_indexes(vectors.shape[1], settings, kinds, by_modality)
     with atomic_directory(Path(out)) as tmp:
-        pipeline.save(tmp / MODEL_DIR)
-        _write_shards(tmp, backend, parts, empty)
+        if write_extra is not None:
+            write_extra(tmp)
+        _write_shards(tmp, parts, empty, map_tasks)
         counts_by_shard = {n: _counts(p[1]) for n, p in parts.items()}
         write_listing(tmp, _listing(vectors.shape[1], len(items), settings, kinds, info,
                                     counts_by_shard))
-    return counts, skipped
-
-
-def _name(collection) -> str:
-    return f"manifest:{collection.path.name}" if isinstance(collection, Manifest) \
-        else collection.name
+    return counts
 
 
 def add_to_sharded(
-    backend: Backend, index_dir: Path, collection, split_names: Iterable[str] = ("test",),
-    progress=None,
-) -> tuple[dict, list[str]]:
-    """Embed a collection with the index's own model and add it to a sharded index: shards
-    that receive items are rewritten, the others linked; the new directory replaces the old
-    one atomically. Returns the item counts per modality and the skipped items."""
-    from fglab.pipeline import RetrievalPipeline
-
-    index_dir = Path(index_dir)
-    current = EmbeddingIndex.load(index_dir, vectors=False)  # verifies every file
+    current: IndexState, items: list[Item], vectors: np.ndarray,
+    map_tasks: MapTasks = map_here,
+) -> dict[str, int]:
+    """Add ``items`` to the sharded index ``current`` was loaded from: shards that receive
+    items are rewritten, the others linked; the new directory replaces the old one
+    atomically. Returns the added item counts per modality."""
+    index_dir = current.origin.path
     listing = current.origin.listing
-    pipeline = RetrievalPipeline.load(index_dir / MODEL_DIR)
-    root = collection.root if isinstance(collection, Manifest) else collection.path
-    if str(Path(root).resolve()) != current.info.get("collection_root"):
-        raise ValueError(
-            f"{_name(collection)} lies under {Path(root).resolve()}, the index's collection "
-            f"under {current.info.get('collection_root')}; items must come from the same folder"
-        )
-    rows, skipped = collection_rows(pipeline, collection, list(split_names))
-    present = current.items.keys_of_ids([r["item"].id for r in rows])
+    present = current.items.keys_of_ids([item.id for item in items])
     if present:
         raise ValueError(f"item id {next(iter(present))!r} is already in the index")
-    items, vectors, failed = embed_rows(backend, index_dir / MODEL_DIR, rows, progress)
-    skipped += failed
     shards = len(listing["shards"])
     keys = np.arange(current.next_key, current.next_key + len(items), dtype=np.int64)
     kinds = dict(current.kinds)
-    settings = current.settings
     new_counts = _counts(items)
-    fresh = {m: settings.resolved_kind(n) for m, n in new_counts.items() if m not in kinds}
+    fresh = {m: current.settings.resolved_kind(n) for m, n in new_counts.items() if m not in kinds}
     kinds.update(fresh)
     parts = {n: p for n, p in _split(keys, items, vectors, shards).items() if p[1]}
     counts = {n: dict(s["items"]) for n, s in enumerate(listing["shards"])}
+    empty = {}
+    if fresh:  # a modality new to the index: every shard gets an index of it
+        by_modality = {m: vectors[[i.modality == m for i in items]] for m in fresh}
+        empty = _empty_indexes(current.dim, current.settings, fresh, by_modality)
     with atomic_directory(index_dir) as tmp:
         shutil.copytree(index_dir / MODEL_DIR, tmp / MODEL_DIR, copy_function=_link)
-        empty = {}
-        if fresh:  # a modality new to the index: every shard gets an index of it
-            by_modality = {m: vectors[[i.modality == m for i in items]] for m in fresh}
-            empty = _empty_indexes(current.dim, settings, fresh, by_modality)
         for number in range(shards):
-            folder = tmp / shard_dir(number)
             if number not in parts:
-                shutil.copytree(index_dir / shard_dir(number), folder, copy_function=_link)
-                for name, blank in empty.items():
-                    index = faiss.deserialize_index(np.frombuffer(blank, np.uint8).copy())
-                    faiss.write_index(index, str(folder / f"{name}.faiss"))
+                _link_shard(index_dir, tmp, number, empty)
                 continue
-            old_table, old_vectors = read_shard_table(index_dir / shard_dir(number) / EMBEDDINGS)
-            new_keys, new_items, new_vectors = parts[number]
-            old_items = ItemTable(old_table)
-            merged = (
-                np.concatenate([old_items.keys, new_keys]),
-                [*old_items, *new_items],
-                np.vstack([old_vectors, new_vectors]) if len(old_vectors) else new_vectors,
-            )
-            start = {m: _read_blank(index_dir / shard_dir(number) / f"{m}.faiss")
-                     for m in current.kinds}
-            start.update(empty)
-            _write_shards(tmp, backend, {number: merged}, start)
-            for modality, count in _counts(new_items).items():
+            _rewrite_shard(current, tmp, number, parts[number], empty, map_tasks)
+            for modality, count in _counts(parts[number][1]).items():
                 counts[number][modality] = counts[number].get(modality, 0) + count
-        info = dict(current.info)
-        write_listing(tmp, {**_listing(current.dim, int(keys[-1]) + 1 if len(keys) else
-                                       current.next_key, settings, kinds, info, counts),
-                            "generation": listing.get("generation", 1) + 1})
-    return new_counts, skipped
+        next_key = int(keys[-1]) + 1 if len(keys) else current.next_key
+        write_listing(tmp, {
+            **_listing(current.dim, next_key, current.settings, kinds, dict(current.info),
+                       counts),
+            "generation": listing.get("generation", 1) + 1,
+        })
+    return new_counts
+
+
+def _link_shard(index_dir: Path, tmp: Path, number: int, empty: dict[str, bytes]) -> None:
+    """A shard that receives nothing: its files linked, plus empty indexes of new modalities."""
+    folder = tmp / shard_dir(number)
+    shutil.copytree(index_dir / shard_dir(number), folder, copy_function=_link)
+    for name, blank in empty.items():
+        index = faiss.deserialize_index(np.frombuffer(blank, np.uint8).copy())
+        faiss.write_index(index, str(folder / f"{name}.faiss"))
+
+
+def _rewrite_shard(current: IndexState, tmp: Path, number: int, part: tuple,
+                   empty: dict[str, bytes], map_tasks: MapTasks) -> None:
+    """A shard that receives items: its old rows plus the new ones, indexes refilled."""
+    old_dir = current.origin.path / shard_dir(number)
+    old_table, old_vectors = read_shard_table(old_dir / EMBEDDINGS)
+    new_keys, new_items, new_vectors = part
+    old_items = ItemTable(old_table)
+    merged = (
+        np.concatenate([old_items.keys, new_keys]),
+        [*old_items, *new_items],
+        np.vstack([old_vectors, new_vectors]) if len(old_vectors) else new_vectors,
+    )
+    start = {m: _read_blank(old_dir / f"{m}.faiss") for m in current.kinds}
+    start.update(empty)
+    _write_shards(tmp, {number: merged}, start, map_tasks)
 
 
 def _read_blank(path: Path) -> bytes:
@@ -466,36 +358,39 @@ def _link(source: str, target: str) -> None:
 # -- loading ---------------------------------------------------------------------------------
 
 
-def load_sharded(cls: type[EmbeddingIndex], path: Path, listing: dict, vectors: bool):
-    """An :class:`EmbeddingIndex` over a sharded directory (``listing`` already verified):
-    the items of every shard, and, with ``vectors``, each modality's shards searched together
-    by :class:`ShardedVectors`."""
-    from fglab.index.disk import Changes, Origin, read_faiss
-
+def load_sharded(cls: type[IndexState], path: Path, listing: dict, vectors: bool
+                 ) -> IndexState:
+    """An index over a sharded directory (``listing`` already verified): the items of every
+    shard, and, with ``vectors``, each modality's shards searched together by
+    :class:`ShardedVectors`."""
     try:
-        index = cls(int(listing["dim"]), IndexSettings(**listing["settings"]), listing.get("info"))
-        index.next_key = int(listing["next_key"])
-        index.has_vectors = vectors
-        index.kinds = {m: meta["kind"] for m, meta in listing["modalities"].items()}
-        tables, parts = [], {m: [] for m in index.kinds}
+        dim = int(listing["dim"])
+        kinds = {m: meta["kind"] for m, meta in listing["modalities"].items()}
+        tables, parts = [], {m: [] for m in kinds}
         for shard in listing["shards"]:
             folder = path / shard["dir"]
-            table = pq.read_table(folder / EMBEDDINGS, columns=SCHEMA.names)
-            tables.append(table.cast(SCHEMA))
+            tables.append(pq.read_table(folder / EMBEDDINGS, columns=SCHEMA.names).cast(SCHEMA))
             if vectors:
-                for modality in index.kinds:
+                for modality in kinds:
                     parts[modality].append(LocalShard(read_faiss(folder / f"{modality}.faiss",
-                                                                 index.dim)))
+                                                                 dim)))
+        index = cls(dim, IndexSettings(**listing["settings"]), listing.get("info"),
+                    kinds=kinds, next_key=int(listing["next_key"]), has_vectors=vectors)
     except (KeyError, TypeError, ValueError, OSError, pa.ArrowException) as error:
         raise IncompleteIndexError(f"{path}: unreadable sharded index ({error})") from error
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
-    order = pc.sort_indices(table, [("key", "ascending")])
-    index.items = ItemTable(table.take(order))
+    index.items = ItemTable(table.take(pc.sort_indices(table, [("key", "ascending")])))
     if vectors:
-        for modality, found in parts.items():
-            count = sum(part.ntotal for part in found)
-            index.modalities[modality] = ModalityIndex(ShardedVectors(found, count),
-                                                       index.kinds[modality])
-    index.changes = Changes(start_row=len(index.items.table))
-    index.origin = Origin(path.resolve(), listing)
+        counts = {m: sum(part.ntotal for part in found) for m, found in parts.items()}
+        index.attach_vectors(sharded_modalities(parts, kinds, counts))
+    index.mark_saved(path, listing)
     return index
+
+
+def sharded_modalities(parts: dict[str, list[ShardPart]], kinds: dict[str, str],
+                       counts: dict[str, int]) -> dict[str, ModalityIndex]:
+    """Per modality, its shards' parts (holding ``counts`` vectors) searched as one."""
+    return {
+        modality: ModalityIndex(ShardedVectors(found, counts[modality]), kinds[modality])
+        for modality, found in parts.items()
+    }

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from fglab.cli import main
-from fglab.cluster.backend import LocalBackend
-from fglab.cluster.shards import build_sharded, merge_top_k, shard_of
+from fglab.data.collection import load_collection
 from fglab.index.atomic import IncompleteIndexError
-from fglab.index.build import build_index, load_collection
+from fglab.index.shards import merge_top_k, shard_of
 from fglab.index.store import EmbeddingIndex, IndexSettings
-from fglab.search import Retriever
+from fglab.ingest.backend import LocalBackend
+from fglab.ingest.build import build_index, build_sharded
+from fglab.retriever import Retriever
 from tests.test_run_files import WORDS, small_pipeline
 
 
@@ -57,7 +58,7 @@ def test_sharded_index_searches_exactly_like_one_flat_index(run, collection, tmp
     pipeline = small_pipeline()
     manifest = load_collection(f"manifest:{collection}")
     flat, _ = build_index(pipeline, manifest, settings=IndexSettings(kind="flat"))
-    build_sharded(LocalBackend(), run, pipeline, manifest, tmp_path / "sharded", 3,
+    build_sharded(LocalBackend(), pipeline, manifest, tmp_path / "sharded", 3,
                   settings=IndexSettings(kind="flat"))
     sharded = EmbeddingIndex.load(tmp_path / "sharded")
     listing = json.loads((tmp_path / "sharded" / "index.json").read_text())
@@ -94,7 +95,7 @@ def test_cli_builds_adds_and_refuses_removal(run, collection, tmp_path, capsys):
 def test_a_damaged_shard_is_named(run, collection, tmp_path):
     pipeline = small_pipeline()
     manifest = load_collection(f"manifest:{collection}")
-    build_sharded(LocalBackend(), run, pipeline, manifest, tmp_path / "sharded", 2)
+    build_sharded(LocalBackend(), pipeline, manifest, tmp_path / "sharded", 2)
     faiss_file = tmp_path / "sharded" / "shards" / "001" / "text.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:-8])
     with pytest.raises(IncompleteIndexError, match="shards/001/text.faiss"):

@@ -1,6 +1,8 @@
-"""The fglab methods for the registry: ``fglab`` (fine-grained labels), ``fglab-uniform``
-(the same network and training with all labels equal) and ``fglab-mlp`` (as fglab-uniform,
-but the text branch without the graph: the comparison that shows what the graph adds)."""
+"""The fglab model's methods for the registry: ``fglab`` (fine-grained labels),
+``fglab-uniform`` (the same network and training with all labels equal), ``fglab-mlp`` (as
+fglab-uniform, but the text branch without the graph: the comparison that shows what the
+graph adds) and ``dscmr`` (the deep supervised baseline). Each spec names its class as
+"module:Class": the registry lists these names without loading torch."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from typing import Any
 
 from fglab.config import FGLabConfig
 from fglab.method import MethodSpec, RetrievalMethod
+
+FGLAB_CLASS = "fglab.training.fglab_method:FGLabMethod"
+DSCMR_CLASS = "fglab.training.dscmr:DSCMRMethod"
 
 
 def fglab_builder(
@@ -41,17 +46,21 @@ def dscmr_builder(seed: int = 0, config: dict[str, Any] | None = None) -> Retrie
 
 
 METHOD_SPECS: list[MethodSpec] = [
-    MethodSpec("fglab", fglab_builder(), "GCN text branch, siamese fine-grained labels"),
     MethodSpec(
-        "fglab-uniform", fglab_builder(label_mode="uniform"), "fglab with all labels equal"
+        "fglab", fglab_builder(), "GCN text branch, siamese fine-grained labels", FGLAB_CLASS
+    ),
+    MethodSpec(
+        "fglab-uniform", fglab_builder(label_mode="uniform"), "fglab with all labels equal",
+        FGLAB_CLASS,
     ),
     MethodSpec(
         "fglab-mlp",
         fglab_builder(label_mode="uniform", text_branch="mlp"),
         "fglab-uniform with an MLP text branch (no word graph)",
+        FGLAB_CLASS,
     ),
     MethodSpec(
         "dscmr", dscmr_builder, "DSCMR (Zhen et al., CVPR 2019), deep supervised baseline",
-        in_default_table=False,
+        DSCMR_CLASS, in_default_table=False,
     ),
 ]

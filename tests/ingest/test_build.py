@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from fglab.data.manifest import load_manifest
-from fglab.index.build import build_index
 from fglab.index.store import EmbeddingIndex
+from fglab.ingest.build import build_index
 from tests.index.fakes import (
     FakePipeline,
     SiftPipeline,
@@ -58,7 +58,7 @@ def test_adding_a_second_manifest_to_a_saved_index(tmp_path):
 
 
 def test_eng_wiki_test_split_is_indexed_pair_by_pair(eng_wiki):
-    index, skipped = build_index(FakePipeline(), eng_wiki, ["test"])
+    index, skipped = build_index(FakePipeline(), eng_wiki, ["test"], featurizer=fake_featurizer)
     assert skipped == [] and index.count("image") == index.count("text") == len(eng_wiki.test)
     first = eng_wiki.test
     item = index.get(f"txt-{first.text_ids[0]}")
