@@ -51,7 +51,7 @@ def legacy_folders(folder: Path) -> list[Path]:
     try:
         return sorted(Path(e.path) for e in os.scandir(folder)
                       if e.is_dir() and _LEGACY_DIR.match(e.name))
-    except FileNotFoundError:
+    except OSError:  # absent, or unreadable: then the store's own listing reports it
         return []
 
 
@@ -75,7 +75,12 @@ def migrate_legacy_files(store: ShardWriter) -> int:
         return 0
     keys, vectors, files, bad = [], [], [], []
     for sub in folders:
-        for entry in os.scandir(sub):
+        try:
+            entries = list(os.scandir(sub))
+        except OSError as error:
+            bad.append(f"{sub} ({error})")
+            continue
+        for entry in entries:
             match = _LEGACY_FILE.match(entry.name)
             if not match:
                 continue
@@ -103,7 +108,8 @@ def migrate_legacy_files(store: ShardWriter) -> int:
                                                                       for i in chunk])) is None:
                 return 0  # not written: keep the files
     for path in files:
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder: moved again next time
+            path.unlink(missing_ok=True)
     for sub in folders:
         with contextlib.suppress(OSError):  # something else lives there: leave it
             sub.rmdir()

@@ -17,8 +17,12 @@ per item. A shard's
 checksum is verified the first time its vectors are read; one that fails (or cannot be
 parsed) is reported in one warning naming the file, renamed to ``*.corrupt`` and treated as
 missing, so its vectors are recomputed. Every vector read back is checked (shape, finite
-values); a bad one is reported naming the item and recomputed. A failing write (a full disk)
-is a warning: the caller still gets its vectors, they are just not stored.
+values); a bad one is reported naming the item and recomputed. The store is only a speed-up:
+a write that fails (a full disk, a read-only folder, a file where a folder belongs) or a
+folder that cannot be listed is one warning naming the folder, after which the store writes
+nothing more in this run, and the caller still gets its vectors. Inside
+:func:`writes_required` (``fglab features``, whose product is the store) such a failure is
+an OSError naming the folder instead.
 
 Per-file caches of earlier versions (``<root>/<extractor>/<2 hex>/<key>.npy``) are migrated
 once into shards the first time the store is opened, then removed. No pickle anywhere.
@@ -32,14 +36,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from fglab.features.cache import default_cache_dir, migrate_legacy_files
-from fglab.io import atomic_write_bytes
+from fglab.io import atomic_write_bytes, os_error_reason, renamed
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.@+-]")
 _SHARD_NAME = re.compile(r"^[0-9a-f]{64}\.arrow$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ITEM_WARNINGS = 5
+#: True inside :func:`writes_required`: a failing write raises instead of being a warning.
+_writes_required = False
+
+
+@contextlib.contextmanager
+def writes_required() -> Iterator[None]:
+    """Within the block a store that cannot be written or listed raises an OSError naming its
+    folder, for a command whose product is the store (``fglab features``), not a warning."""
+    global _writes_required
+    before, _writes_required = _writes_required, True
+    try:
+        yield
+    finally:
+        _writes_required = before
 
 
 def store_folder(extractor: str, root: Path | None = None) -> Path:
@@ -138,6 +156,7 @@ class FeatureStore:
         self._pending: dict[str, np.ndarray] = {}
         self._last_flush = time.monotonic()
         self._skipped: set[str] = set()  # files that could not be opened, warned once
+        self.write_error: OSError | None = None  # set by the first failure: no more writes
         migrate_legacy_files(self)
         self.refresh()
 
@@ -149,6 +168,9 @@ class FeatureStore:
             names = sorted(e.name for e in os.scandir(self.shard_dir)
                            if _SHARD_NAME.match(e.name))
         except FileNotFoundError:
+            names = []
+        except OSError as error:  # a file where the folder belongs, no permission to list
+            self._cannot_write(error)
             names = []
         opened = []
         for name in names:
@@ -326,6 +348,8 @@ class FeatureStore:
     def put_many(self, keys: Iterable[str], vectors: Iterable[np.ndarray]) -> None:
         """Buffer vectors (non-finite ones are refused with a warning naming the item); a
         shard is written once enough are buffered or enough time has passed."""
+        if self.write_error is not None:
+            return  # not kept in memory either: nothing would ever write them
         for key, vector in zip(keys, vectors, strict=True):
             key_bytes(key)
             vector = np.asarray(vector, dtype=np.float32)
@@ -342,8 +366,8 @@ class FeatureStore:
 
     def flush(self) -> None:
         """Write the buffered vectors as shards of at most ``shard_rows``. An OSError (a full
-        disk, a read-only folder) is one warning: the vectors are dropped from the buffer,
-        not stored, and the job goes on."""
+        disk, a read-only folder) is one warning and ends writing for this store: the vectors
+        are dropped from the buffer, not stored, and the job goes on."""
         pending, self._pending = self._pending, {}
         self._last_flush = time.monotonic()
         by_dim: dict[int, list[str]] = {}
@@ -355,19 +379,32 @@ class FeatureStore:
                 self.write_shard(chunk, np.vstack([pending[k] for k in chunk]))
 
     def write_shard(self, keys: Sequence[str], vectors: np.ndarray) -> Path | None:
-        """One shard of ``keys`` and ``vectors``, written atomically; its path, or None (and
-        a warning) where the write failed."""
+        """One shard of ``keys`` and ``vectors``, written atomically; its path, or None where
+        the write failed (warned once) or an earlier one did."""
+        if self.write_error is not None:
+            return None
         data = encode_shard(keys, vectors, self.extractor)
         path = self.shard_dir / f"{hashlib.sha256(data).hexdigest()}{SUFFIX}"
         try:
             atomic_write_bytes(path, data)
         except OSError as error:
-            logger.warning("feature store %s: could not write %d vectors to %s (%s); they are "
-                           "used but not stored", self.extractor, len(keys), self.shard_dir,
-                           error)
+            self._cannot_write(error)
             return None
         self.refresh()
         return path
+
+    def _cannot_write(self, error: OSError) -> None:
+        """The first write or listing that failed: one warning naming the folder, and no more
+        writes (inside :func:`writes_required`: an OSError naming the folder)."""
+        if _writes_required:
+            raise renamed(error, str(self.folder)) from error
+        if self.write_error is not None:
+            return
+        self.write_error = error
+        self._pending = {}
+        logger.warning("feature store %s: could not write (%s); features are still computed, "
+                       "but not stored for the rest of this run", self.folder,
+                       os_error_reason(error))
 
     def __enter__(self) -> FeatureStore:
         return self

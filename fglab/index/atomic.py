@@ -16,6 +16,7 @@ old listing over intact files; unlisted leftovers are ignored and later removed.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import json
 import logging
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fglab.integrity import file_entry, refuse_pickles, sha256_file
+from fglab.io import make_folder, naming
 
 logger = logging.getLogger(__name__)
 
@@ -51,17 +53,28 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     ``target`` before the block ends without an exception.
     """
     target = Path(target).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_dir():  # else swapped in, the file moved aside
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(target))
+    if target.is_dir() and not (target / LISTING).is_file() and any(target.iterdir()):
+        raise ValueError(  # an index replaces only an index (or an empty folder), never photos
+            f"{target} is a folder that holds no index ({LISTING} is missing); choose another "
+            "--out, or remove the folder if it is an index you want to build again"
+        )
+    make_folder(target.parent)
     remove_stale_builds(target)
     with locked(target.parent):  # no cleaner looks between making the folder and locking it
-        tmp = Path(tempfile.mkdtemp(prefix=_build_prefix(target), dir=target.parent))
+        with naming(target, every=True):  # not the random name mkdtemp tried
+            tmp = Path(tempfile.mkdtemp(prefix=_build_prefix(target), dir=target.parent))
         owner = _lock_nowait(tmp)  # held until the end: a live build is never cleaned up
     try:
-        yield tmp
-        if not (tmp / LISTING).is_file():
-            raise IncompleteIndexError(f"{tmp}: {LISTING} was not written; index not published")
-        _fsync_tree(tmp)
-        _publish(tmp, target)
+        with naming(target, stand_in=tmp):  # errors name the target, not the hidden build
+            yield tmp
+            if not (tmp / LISTING).is_file():
+                raise IncompleteIndexError(
+                    f"{tmp}: {LISTING} was not written; index not published"
+                )
+            _fsync_tree(tmp)
+            _publish(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -131,8 +144,9 @@ def commit_listing(directory: Path, listing: dict) -> None:
     directory = Path(directory)
     tmp = directory / f".{LISTING}.{os.getpid()}.tmp"
     try:
-        _write_json(tmp, {"format": FORMAT, "format_version": FORMAT_VERSION, **listing})
-        os.replace(tmp, directory / LISTING)
+        with naming(directory / LISTING, stand_in=tmp):
+            _write_json(tmp, {"format": FORMAT, "format_version": FORMAT_VERSION, **listing})
+            os.replace(tmp, directory / LISTING)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(directory)
@@ -145,11 +159,14 @@ def fsync_tree(root: Path) -> None:
 
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on a directory (``flock`` on the folder itself): one writer."""
+    """Hold an exclusive lock on a directory (``flock`` on the folder itself): one writer.
+    An OSError of the block that names no file (a failed write, e.g. NumPy's ``5000 requested
+    and 4592 written``) is re-raised naming the directory."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        with naming(directory):
+            yield
     finally:
         os.close(fd)
 

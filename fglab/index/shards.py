@@ -47,7 +47,13 @@ from fglab.index.atomic import (
 )
 from fglab.index.items import SCHEMA, Item, ItemTable
 from fglab.index.state import IndexState
-from fglab.index.vectors import IndexSettings, ModalityIndex, make_faiss_index, read_faiss
+from fglab.index.vectors import (
+    IndexSettings,
+    ModalityIndex,
+    make_faiss_index,
+    read_faiss,
+    write_faiss,
+)
 
 SHARDS = "shards"
 EMBEDDINGS = "embeddings.parquet"
@@ -203,7 +209,7 @@ def _write_shards(
             tasks.append((blank, keys[chosen], vectors[chosen]))
             names.append(folder / f"{name}.faiss")
     for path, data in zip(names, map_tasks(fill_shard, tasks, "faiss shards"), strict=True):
-        faiss.write_index(faiss.deserialize_index(np.frombuffer(data, np.uint8).copy()), str(path))
+        write_faiss(faiss.deserialize_index(np.frombuffer(data, np.uint8).copy()), path)
 
 
 def _listing(dim, next_key, settings, kinds, info, counts: dict[int, dict[str, int]]) -> dict:
@@ -320,7 +326,7 @@ def _link_shard(index_dir: Path, tmp: Path, number: int, empty: dict[str, bytes]
     shutil.copytree(index_dir / shard_dir(number), folder, copy_function=_link)
     for name, blank in empty.items():
         index = faiss.deserialize_index(np.frombuffer(blank, np.uint8).copy())
-        faiss.write_index(index, str(folder / f"{name}.faiss"))
+        write_faiss(index, folder / f"{name}.faiss")
 
 
 def _rewrite_shard(current: IndexState, tmp: Path, number: int, part: tuple,

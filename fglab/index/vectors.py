@@ -7,6 +7,8 @@ PQ cannot delete vectors: removed HNSW ids are excluded at search time with a fa
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import faiss
 import numpy as np
 
 from fglab.index.atomic import LISTING, IncompleteIndexError
+from fglab.io import naming
 
 KINDS = ("auto", "flat", "ivf", "hnsw", "pq")
 #: Kinds whose faiss index cannot remove vectors: removed ids are hidden at search time.
@@ -24,6 +27,9 @@ PQ_MIN_TRAIN = 128
 #: no structure in the vectors to reach its recall (IVF and HNSW do), builds 1M vectors in
 #: seconds, and answers in milliseconds (``benchmarks/index_search.py``).
 AUTO_APPROXIMATE_FROM = 200_000
+#: Errors a faiss write message may end with (its ``strerror``), mapped back to their errno.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                 errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EFBIG, errno.EIO)
 
 
 def set_search_threads(threads: int) -> None:
@@ -47,7 +53,7 @@ class IndexSettings:
         if self.kind not in KINDS:
             raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.kind == "auto":
-            return "pq" if n > AUTO_APPROXIMATE_FROM else "flat"
+            return "pq" if n >= AUTO_APPROXIMATE_FROM else "flat"  # pq from 200k on
         return self.kind
 
 
@@ -153,3 +159,32 @@ def read_faiss(path: Path, dim: int):
             f"{path} holds {faiss_index.d}-d vectors, {LISTING} says {dim}; build the index again"
         )
     return faiss_index
+
+
+def write_faiss(faiss_index, path: Path) -> None:
+    """Write a faiss index to ``path``; any failure is an OSError naming ``path``.
+
+    The bytes go through a Python file: ``faiss.write_index(index, path)`` reports a failed
+    final flush (a disk filling up at its last buffer, or at all for a small index) only on
+    stderr and returns, leaving a short or empty file behind. A faiss error (a RuntimeError
+    with a long C++ message) becomes ``OSError(errno, "cannot write (reason)", path)``."""
+    path = Path(path)
+    try:
+        with naming(path), open(path, "wb") as handle:  # a failed write or close names path
+            faiss.write_index(faiss_index, faiss.PyCallbackIOWriter(handle.write))
+    except RuntimeError as error:
+        raise faiss_write_error(error, path) from error
+
+
+def faiss_write_error(error: RuntimeError, path: Path) -> OSError:
+    """A faiss write failure as a one-line OSError naming ``path``: the errno its message ends
+    with where it names one (``... for writing: No space left on device``), and the message's
+    own reason (after its source location) otherwise."""
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else type(error).__name__
+    code = next((c for c in _WRITE_ERRNOS if message.rstrip(")").endswith(os.strerror(c))), None)
+    if code is not None:
+        return OSError(code, f"cannot write ({os.strerror(code)})", str(path))
+    reason = message.rsplit("Error: ", 1)[-1]
+    reason = reason.split(" failed: ", 1)[-1] if reason.startswith("'") else reason
+    return OSError(None, f"cannot write ({reason[:200]})", str(path))

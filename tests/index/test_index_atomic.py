@@ -115,3 +115,19 @@ def test_a_live_build_is_never_removed(tmp_path):
 
     index.save(target, write_extra=meanwhile)
     assert seen == [True] and sorted(EmbeddingIndex.load(target).by_id) == ["new"]
+
+
+def test_a_folder_that_is_not_an_index_is_never_replaced(tmp_path):
+    from fglab.index.atomic import atomic_directory, write_listing
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"not yet backed up")
+    with pytest.raises(ValueError, match="holds no index"), atomic_directory(photos) as tmp:
+        write_listing(tmp, {})
+    assert (photos / "holiday.jpg").read_bytes() == b"not yet backed up"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with atomic_directory(empty) as tmp:  # an empty folder may become an index
+        write_listing(tmp, {})
+    assert (empty / "index.json").is_file()
