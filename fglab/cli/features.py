@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from fglab.data.collection import load_collection
 from fglab.data.manifest import Manifest
+from fglab.data.problems import printable
 from fglab.data.sources import CollectionSource, parse_source
 from fglab.features.featurize import (
     FEATURE_VIEWS,
@@ -71,20 +72,21 @@ def featurize_view(args: argparse.Namespace, source: CollectionSource, view: str
     kind = view_kind(view)
     groups, notes = _groups(source, args.data_root, kind)
     for line in notes:
-        print(line)
+        print(printable(line, None))
     compute = _in_process if args.ray is None else _on_ray(args)
     total_failed = total = 0
     for label, ids, inputs in groups:
+        shown = printable(label, None)  # a collection's name and ids: escaped
         start = time.perf_counter()
         done = compute(view, inputs, args.cache_dir)
         seconds = time.perf_counter() - start
         for row, reason in done.failures.items():
-            print(f"[{label}] {ids[row]}: {reason}")
+            print(f"[{shown}] {printable(ids[row], None)}: {printable(reason, None)}")
         total_failed += len(done.failures)
         total += len(inputs)
         unit = "images" if kind == "image" else "texts"
         print(
-            f"{label}: {len(inputs)} {unit} -> {done.dim}-d {view} in {seconds:.1f} s "
+            f"{shown}: {len(inputs)} {unit} -> {done.dim}-d {view} in {seconds:.1f} s "
             f"({len(inputs) / max(seconds, 1e-9):.0f} {unit}/s, {done.computed} computed), "
             f"{len(done.failures)} failed"
         )

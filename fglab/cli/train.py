@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from fglab.data.problems import printable
 from fglab.data.sources import parse_source
 from fglab.hardware import set_threads
 from fglab.pipeline import RetrievalPipeline, evaluate_pipeline, train_pipeline
@@ -74,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _print_metrics(metrics: dict) -> None:
     level = ", trained at pair level" if metrics.get("pairs") else ""
-    print(f"{metrics['method']} on {metrics['dataset']} (test split, {metrics['n_test']} pairs"
-          f"{level})")
+    dataset = printable(metrics["dataset"], None)  # a collection's name: its path, escaped
+    print(f"{metrics['method']} on {dataset} (test split, {metrics['n_test']} pairs{level})")
     for name in ("map_all", "map_100") if "map_all" in metrics else ():
         values = metrics[name]
         print(

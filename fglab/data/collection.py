@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from fglab.data.dataset import CrossModalDataset, Split
 from fglab.data.language import detect_language
 from fglab.data.manifest import Manifest, ManifestItem, load_manifest
-from fglab.data.problems import Problem
+from fglab.data.problems import Problem, printable
 from fglab.data.sources import CollectionSource, ManifestSource, as_source, parse_source
 from fglab.data.wikipedia import load_dataset
 
@@ -91,24 +91,25 @@ def manifest_dataset(
             detail = f"row {item.row}: not a pair (no {missing}); left out of training"
             not_pairs.append(Problem("not_a_pair", "manifest", item.id, detail))
     for problem in not_pairs:  # the manifest's own problems were logged as it was read
-        logger.warning("%s: %s", manifest.path.name, problem)
+        logger.warning("%s: %s", printable(manifest.path.name), problem)
     unreadable = [Problem("bad_row", "manifest", f"row {p.row}", str(p)) for p in manifest.problems]
     problems = unreadable + not_pairs
+    shown = printable(name, None)  # the name as messages show it
     if not pairs:
-        raise CollectionError(f"{name}: no row has both a text and an image to train on")
-    categories = _categories(name, pairs)
+        raise CollectionError(f"{shown}: no row has both a text and an image to train on")
+    categories = _categories(shown, pairs)
     stratify = bool(categories) and not pairs_only
-    test_rows = _test_rows(name, pairs, stratify, split_seed, test_ids)
+    test_rows = _test_rows(shown, pairs, stratify, split_seed, test_ids)
     held_out = set(test_rows)
     train_rows = [i for i in range(len(pairs)) if i not in held_out]
     if len(train_rows) < MIN_TRAIN_PAIRS:
         raise CollectionError(
-            f"{name}: {len(train_rows)} training pairs; at least {MIN_TRAIN_PAIRS} are needed"
+            f"{shown}: {len(train_rows)} training pairs; at least {MIN_TRAIN_PAIRS} are needed"
         )
     if not test_rows:
-        raise CollectionError(f"{name}: the test split has no pairs")
+        raise CollectionError(f"{shown}: the test split has no pairs")
     if stratify:
-        _check_classes(name, [pairs[i] for i in train_rows])
+        _check_classes(shown, [pairs[i] for i in train_rows])
     label_of = {c: k for k, c in enumerate(categories)}
     splits = {
         split: _split(split, [pairs[i] for i in rows], label_of)
@@ -128,7 +129,8 @@ def manifest_dataset(
 
 
 def _categories(name: str, pairs: list[ManifestItem]) -> list[str]:
-    """The sorted labels when every pair has one; [] when none has; an error otherwise."""
+    """The sorted labels when every pair has one; [] when none has; an error otherwise.
+    ``name`` (here and below): the collection as messages show it."""
     labeled = [p for p in pairs if p.label]
     if not labeled:
         return []
@@ -136,7 +138,8 @@ def _categories(name: str, pairs: list[ManifestItem]) -> list[str]:
         first = next(p for p in pairs if not p.label)
         raise CollectionError(
             f"{name}: {len(pairs) - len(labeled)} of {len(pairs)} pairs have no label (first: "
-            f"row {first.row}, id {first.id}); label every pair, or none to train on pairs"
+            f"row {first.row}, id {printable(first.id)}); label every pair, or none to train on "
+            "pairs"
         )
     return sorted({p.label for p in labeled})
 
@@ -155,7 +158,8 @@ def _test_rows(
             missing = sorted(wanted - {pairs[i].id for i in rows})
             logger.warning(
                 "%s: %d of the run's %d test pairs are no longer in the manifest (first: %s); "
-                "scoring the %d that are", name, len(missing), len(wanted), missing[0], len(rows),
+                "scoring the %d that are", name, len(missing), len(wanted), printable(missing[0]),
+                len(rows),
             )
         return rows
     given = [p.split for p in pairs]
@@ -163,7 +167,7 @@ def _test_rows(
         if not all(given):
             first = next(p for p in pairs if not p.split)
             raise CollectionError(
-                f"{name}: row {first.row} (id {first.id}) has no split; give 'train' or "
+                f"{name}: row {first.row} (id {printable(first.id)}) has no split; give 'train' or "
                 "'test' on every pair, or on none for a seeded 80/20 split"
             )
         return [i for i, split in enumerate(given) if split == "test"]
@@ -190,7 +194,7 @@ def _check_classes(name: str, pairs: list[ManifestItem]) -> None:
     if single:
         row = next(p.row for p in pairs if p.label == single[0])
         raise CollectionError(
-            f"{name}: label {single[0]!r} (row {row}) has a single training pair"
+            f"{name}: label '{printable(single[0])}' (row {row}) has a single training pair"
             + (f", as do {len(single) - 1} more" if len(single) > 1 else "")
             + "; give each label two or more, or train on pairs (--pairs)"
         )

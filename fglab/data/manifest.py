@@ -3,28 +3,50 @@
 Columns (CSV header or JSONL keys): ``id``, ``text`` or ``text_path``, ``image_path``, an
 optional ``label`` (a category name) and an optional ``split`` (``train`` or ``test``, for
 training on the manifest). Paths are relative to the manifest's folder and must stay
-inside it; a row may have text, an image, or both. A row that cannot be used is reported as a
-:class:`ManifestProblem` (row number, id, problem) and skipped; the rest load.
+inside it; a row may have text, an image, or both. A text may have at most
+:data:`MAX_TEXT_BYTES` bytes of UTF-8, however it arrives. A row that cannot be used is reported
+as a :class:`ManifestProblem` (row number, id, problem) and skipped; the rest load. Values from
+the manifest reach messages only through :func:`~fglab.data.problems.printable`.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
 import logging
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fglab.data.images import sniff_image_format
+from fglab.data.problems import printable
 from fglab.data.sources import ManifestSource, manifest_file
 
 logger = logging.getLogger(__name__)
 
 ROW_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-MAX_TEXT_BYTES = 5_000_000
+#: The most bytes of UTF-8 one text may have, however it arrives (inline ``text`` in JSONL or
+#: CSV, a ``text_path`` file, a Wikipedia-layout text file): 1 MB. A news article is 10-50 KB,
+#: the longest texts of eng-wiki and chinese-news 16 KB and 7 KB, a whole novel about 1 MB; past
+#: that a text only costs: training holds ~16 bytes per character, the sentence encoders read
+#: only its beginning, the service returns it whole from /items/{id} (one 50 MB text took 68 s
+#: and 7 GB of memory to index).
+MAX_TEXT_BYTES = 1_000_000
+#: JSON spells one byte of a text in at most 6 (``\u0001``); with room for the other columns,
+#: a JSONL line longer than this cannot hold an allowed text and is never decoded.
+JSON_ESCAPE_BYTES = 6
+OTHER_COLUMNS_BYTES = 65_536
+
+
+def over_limit(size: int) -> str | None:
+    """For a text of ``size`` bytes over the limit, the problem "is N bytes, over the limit of
+    M bytes"; else None."""
+    if size <= MAX_TEXT_BYTES:
+        return None
+    return f"is {size} bytes, over the limit of {MAX_TEXT_BYTES} bytes"
 
 
 @dataclass(frozen=True)
@@ -44,7 +66,8 @@ class ManifestProblem:
     problem: str
 
     def __str__(self) -> str:
-        return f"row {self.row} (id {self.id or '?'}): {self.problem}; skipped"
+        shown = printable(self.id) or "?"
+        return f"row {self.row} (id {shown}): {printable(self.problem, None)}; skipped"
 
 
 @dataclass
@@ -64,7 +87,7 @@ def load_manifest(path: str | Path | ManifestSource) -> Manifest:
     ``path``: the file, its :class:`ManifestSource`, or (still read) ``manifest:PATH``."""
     path = manifest_file(path)
     if not path.is_file():
-        raise FileNotFoundError(f"manifest {path} not found")
+        raise FileNotFoundError(f"manifest {printable(path, None)} not found")
     root = path.resolve().parent
     rows, problems = _read_rows(path)
     items: list[ManifestItem] = []
@@ -78,55 +101,126 @@ def load_manifest(path: str | Path | ManifestSource) -> Manifest:
             seen.add(item_or_problem.id)
     problems.sort(key=lambda p: p.row)
     for problem in problems:
-        logger.warning("%s: %s", path.name, problem)
+        logger.warning("%s: %s", printable(path.name), problem)
     if not items:
-        raise ValueError(f"manifest {path}: no usable rows ({len(problems)} problems)")
+        shown = printable(path, None)
+        raise ValueError(f"manifest {shown}: no usable rows ({len(problems)} problems)")
     return Manifest(path=path, root=root, items=items, problems=problems)
 
 
 def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
     if suffix == ".csv":
-        return _csv_rows(path, text)
+        return _csv_rows(path)
     if suffix in (".jsonl", ".json"):
-        return _jsonl_rows(text)
-    raise ValueError(f"manifest {path}: expected a .csv or .jsonl file, got {suffix or 'none'!r}")
+        return _jsonl_rows(path)
+    shown = f"{printable(path, None)}: expected a .csv or .jsonl file"
+    raise ValueError(f"manifest {shown}, got '{printable(suffix or 'none')}'")
 
 
-def _csv_rows(path: Path, text: str) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+class _Lines:
+    """A CSV file's physical lines for :mod:`csv`, counted, with the number of quotes read
+    since :meth:`start_record` (odd: inside a quoted field)."""
+
+    def __init__(self, handle: Iterator[str]) -> None:
+        self._handle = handle
+        self.number = 0
+        self.quotes = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._handle)
+        self.number += 1
+        self.quotes += line.count('"')
+        return line
+
+    def start_record(self) -> None:
+        self.quotes = 0
+
+    def skip_record(self) -> None:
+        """Read past the rest of a record the reader gave up on inside a quoted field."""
+        while self.quotes % 2 and next(self, None) is not None:
+            pass
+
+
+def _csv_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
     """Rows of a CSV file; quoted fields may hold line breaks. A malformed row (a stray or
-    unclosed quote) is a problem naming its lines, never silently merged into another."""
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    unclosed quote) is a problem naming its lines, never silently merged into another; so is
+    a field over the limit for a text, which the csv module itself stops at."""
+    previous = csv.field_size_limit(MAX_TEXT_BYTES + 1)  # characters: each is 1+ bytes
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            return _csv_records(path, _Lines(handle))
+    finally:
+        csv.field_size_limit(previous)  # the limit is the whole process's
+
+
+def _csv_records(path: Path, lines: _Lines) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+    reader = csv.DictReader(lines, strict=True)
+    shown = printable(path, None)
     try:
         fieldnames = reader.fieldnames
     except csv.Error as error:
-        raise ValueError(f"manifest {path}: the CSV header is malformed ({error})") from error
+        raise ValueError(f"manifest {shown}: the CSV header is malformed ({error})") from error
     if fieldnames is None or "id" not in fieldnames:
-        raise ValueError(f"manifest {path}: the CSV header must name an 'id' column")
+        raise ValueError(f"manifest {shown}: the CSV header must name an 'id' column")
     rows, problems = [], []
     for n in itertools.count(1):
-        first_line = reader.line_num + 1
+        first_line = lines.number + 1
+        lines.start_record()
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as error:
-            if "end of data" in str(error):  # an open quote ran to the end of the file
-                last = text.count("\n") + (not text.endswith("\n"))
-                why = f"lines {first_line}-{last}: a quoted field is never closed"
+            if "field larger than field limit" in str(error):
+                lines.skip_record()
+                why = f"a field is over the limit of {MAX_TEXT_BYTES} bytes for a text"
+            elif "end of data" in str(error):  # an open quote ran to the end of the file
+                why = "a quoted field is never closed"
             else:
-                why = f"line {first_line}: malformed CSV ({error})"
-            problems.append(ManifestProblem(n, "", f"{why}; these lines were not read"))
+                why = f"malformed CSV ({printable(error, None)})"
+            where = (f"lines {first_line}-{lines.number}" if lines.number > first_line
+                     else f"line {first_line}")
+            problems.append(ManifestProblem(n, "", f"{where}: {why}; these lines were not read"))
             continue
         rows.append((n, row))
     return rows, problems
 
 
-def _jsonl_rows(text: str) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+def _jsonl_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes, int]]:
+    """(line number, the line, its length in bytes) for each line of a JSONL file; a line over
+    ``limit`` bytes comes back empty, read past in blocks and never held whole."""
+    with path.open("rb") as handle:
+        for n in itertools.count(1):
+            line = handle.readline(limit + 1)
+            if not line:
+                return
+            size = len(line.rstrip(b"\n"))
+            if size <= limit:
+                yield n, line, size
+                continue
+            while not line.endswith(b"\n"):
+                line = handle.readline(1 << 20)
+                size += len(line.rstrip(b"\n"))
+                if not line:
+                    break
+            yield n, b"", size
+
+
+def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
     rows, problems = [], []
-    # split on newlines only: str.splitlines would also split inside a string at U+2028 etc.
-    for n, line in enumerate(text.split("\n"), start=1):
+    limit = JSON_ESCAPE_BYTES * MAX_TEXT_BYTES + OTHER_COLUMNS_BYTES
+    # lines end at "\n" only: str.splitlines would also split inside a string at U+2028 etc.
+    for n, raw, size in _jsonl_lines(path, limit):
+        if size > limit:
+            why = (f"the line is {size} bytes, too long to hold a text within the limit of "
+                   f"{MAX_TEXT_BYTES} bytes; not read")
+            problems.append(ManifestProblem(n, "", why))
+            continue
+        line = raw.decode("utf-8-sig" if n == 1 else "utf-8", errors="replace")
         if not line.strip():
             continue
         try:
@@ -165,8 +259,7 @@ def _non_text_column(row: dict) -> str | None:
 
 
 def _short(value: object, length: int = 40) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= length else text[: length - 1] + "\u2026"
+    return printable(json.dumps(value, ensure_ascii=False), length)
 
 
 def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | ManifestProblem:
@@ -180,7 +273,7 @@ def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | 
         )
     item_id = _field(row, "id")
     if not ROW_ID.match(item_id):
-        return ManifestProblem(n, item_id, f"id {item_id!r} must match {ROW_ID.pattern}")
+        return ManifestProblem(n, item_id, f"id '{printable(item_id)}' must match {ROW_ID.pattern}")
     if item_id in seen:
         return ManifestProblem(n, item_id, "duplicate id")
     text, problem = _row_text(row, root)
@@ -192,36 +285,58 @@ def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | 
         if problem:
             return ManifestProblem(n, item_id, problem)
         if sniff_image_format(image_path) is None:
-            return ManifestProblem(n, item_id, f"image_path {image_path.name!r} is not an image")
+            shown = printable(image_path.name)
+            return ManifestProblem(n, item_id, f"image_path '{shown}' is not an image")
     if not text and image_path is None:
         return ManifestProblem(n, item_id, "neither text, text_path nor image_path given")
     split = _field(row, "split").lower() or None
     if split is not None and split not in SPLITS:
-        return ManifestProblem(n, item_id, f"split {split!r} must be 'train' or 'test'")
+        shown = printable(split)
+        return ManifestProblem(n, item_id, f"split '{shown}' must be 'train' or 'test'")
     return ManifestItem(n, item_id, text or None, image_path, _field(row, "label") or None, split)
 
 
 def _row_text(row: dict, root: Path) -> tuple[str, str | None]:
+    """The row's text, inline or from its ``text_path`` file, or a problem."""
     text = _field(row, "text")
-    if text or not _field(row, "text_path"):
-        return text, None
+    if text:  # surrogatepass: JSON may spell a lone surrogate, which still takes 3 bytes
+        too_big = over_limit(len(text.encode("utf-8", "surrogatepass")))
+        return ("", f"text {too_big}") if too_big else (text, None)
+    if not _field(row, "text_path"):
+        return "", None
     path, problem = _inside(root, _field(row, "text_path"), "text_path")
-    if problem:
-        return "", problem
-    if path.stat().st_size > MAX_TEXT_BYTES:
-        return "", f"text_path {path.name!r} is over {MAX_TEXT_BYTES} bytes"
+    return ("", problem) if problem else _text_file(path)
+
+
+def _text_file(path: Path) -> tuple[str, str | None]:
+    """A ``text_path`` file's text, its size checked before it is read, or a problem."""
+    shown = f"text_path '{printable(path.name)}'"
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as handle:
+            too_big = over_limit(os.fstat(handle.fileno()).st_size)
+            data = b"" if too_big else handle.read(MAX_TEXT_BYTES + 1)  # bounded: it may grow
+            too_big = too_big or over_limit(len(data))
+            if too_big:
+                return "", f"{shown} {too_big}"
+            text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        return "", f"text_path {path.name!r} is unreadable as UTF-8 ({error})"
-    return text, None if text else f"text_path {path.name!r} is empty"
+        return "", f"{shown} is unreadable as UTF-8 ({printable(error, None)})"
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()  # as text mode reads it
+    return text, None if text else f"{shown} is empty"
 
 
 def _inside(root: Path, value: str, column: str) -> tuple[Path, str | None]:
-    """``value`` resolved against ``root``; a problem if it leaves ``root`` or is no file."""
-    path = (root / value).resolve()
-    if not path.is_relative_to(root):
-        return path, f"{column} {value!r} points outside the manifest's folder {root}"
-    if not path.is_file():
-        return path, f"{column} {value!r} does not exist"
+    """``value`` resolved against ``root``; a problem if it leaves ``root``, is no file, or is
+    no path the system takes (a NUL, a name too long)."""
+    shown = f"{column} '{printable(value)}'"
+    try:
+        path = (root / value).resolve()
+        if not path.is_relative_to(root):
+            where = printable(root, None)
+            return path, f"{shown} points outside the manifest's folder {where}"
+        if not path.is_file():
+            return path, f"{shown} does not exist"
+    except (OSError, ValueError) as error:
+        why = printable(getattr(error, "strerror", None) or error)
+        return root, f"{shown} is not a usable path ({why})"
     return path, None

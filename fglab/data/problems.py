@@ -1,4 +1,6 @@
-"""Problems found in a data set: each names the item, the kind of problem and what was done."""
+"""Problems found in a data set: each names the item, the kind of problem and what was done;
+:func:`printable`, the one way a collection's strings (ids, paths, labels, excerpts) reach a
+message, a log or the terminal."""
 
 from __future__ import annotations
 
@@ -18,11 +20,37 @@ SKIPPING_KINDS = frozenset(
         "missing_image",
         "missing_text",
         "not_a_pair",
+        "text_too_large",
         "unknown_category",
         "unreadable_image",
         "unreadable_text",
     }
 )
+
+
+def _escape(char: str) -> str:
+    return char if char.isprintable() else repr(char)[1:-1]
+
+
+def printable(value: object, limit: int | None = 80) -> str:
+    """``value`` as text safe to show: every character Python does not call printable
+    (Unicode Cc and Cf, so ESC, BEL, NUL, U+202E and U+200B; line breaks, unassigned code
+    points) escaped as ``repr`` escapes it (``\\x1b``, ``\\u202e``), cut to ``limit``
+    characters (None: not cut) with an ellipsis, never inside an escape. Backslashes are
+    kept, so escaping twice changes nothing."""
+    text = str(value)
+    if limit is None:
+        return text if text.isprintable() else "".join(map(_escape, text))
+    pieces = [_escape(char) for char in text[: limit + 1]]  # each char shows as 1+ chars
+    if len(text) <= limit and sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept, length = [], 0
+    for piece in pieces:
+        if length + len(piece) > limit - 1:
+            break
+        kept.append(piece)
+        length += len(piece)
+    return "".join(kept) + "\u2026"
 
 
 @dataclass(frozen=True)
@@ -40,7 +68,8 @@ class Problem:
 
     def __str__(self) -> str:
         action = "skipped" if self.skipped else "kept"
-        return f"[{self.split}] {self.kind}: {self.item} ({self.detail}; {action})"
+        item, detail = printable(self.item), printable(self.detail, None)
+        return f"[{self.split}] {self.kind}: {item} ({detail}; {action})"
 
 
 def summarize(problems: list[Problem], dataset: str, max_ids: int = 10) -> list[str]:
@@ -48,10 +77,10 @@ def summarize(problems: list[Problem], dataset: str, max_ids: int = 10) -> list[
     lines = []
     counts = Counter(p.kind for p in problems)
     for kind, count in sorted(counts.items()):
-        items = [p.item for p in problems if p.kind == kind]
+        items = [printable(p.item) for p in problems if p.kind == kind]
         shown = ", ".join(items[:max_ids]) + (", ..." if len(items) > max_ids else "")
         action = "skipped" if kind in SKIPPING_KINDS else "kept"
-        lines.append(f"{dataset}: {count} x {kind} ({action}): {shown}")
+        lines.append(f"{printable(dataset, None)}: {count} x {kind} ({action}): {shown}")
     return lines
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from fglab.data.dataset import CrossModalDataset, Split
-from fglab.data.documents import find_text_file, read_document
+from fglab.data.documents import Document, find_text_file, read_document
 from fglab.data.images import find_image_file, sniff_image_format
 from fglab.data.language import detect_language
-from fglab.data.problems import Problem, log_problems
+from fglab.data.manifest import over_limit
+from fglab.data.problems import Problem, log_problems, printable
 from fglab.data.root import resolve_dataset_dir
 
 SPLIT_FILES = {"train": "trainset_txt_img_cat.list", "test": "testset_txt_img_cat.list"}
@@ -46,15 +47,18 @@ def load_dataset(
     (no text, no image, unknown category, ...).
     """
     path = resolve_dataset_dir(name, data_root)
+    shown = printable(name, None)
     for filename in [*SPLIT_FILES.values(), "categories.list"]:
         if not (path / filename).is_file():
-            raise FileNotFoundError(f"data set {name!r}: {path / filename} is missing")
+            where = printable(path / filename, None)
+            raise FileNotFoundError(f"data set '{shown}': {where} is missing")
     categories = _read_lines(path / "categories.list")
     shipped = _load_shipped_features(path)
     has_images = (path / "images").is_dir()
     if not has_images and "image:sift" not in shipped:
         raise FileNotFoundError(
-            f"data set {name!r}: neither images/ nor features/raw_features.mat found in {path}"
+            f"data set '{shown}': neither images/ nor features/raw_features.mat found in "
+            f"{printable(path, None)}"
         )
     problems: list[Problem] = []
     splits = {
@@ -113,7 +117,7 @@ def _load_split(
     for view, matrix in matrices.items():
         if len(matrix) != len(rows):
             raise ValueError(
-                f"{path.name}: shipped {view} features have {len(matrix)} {split} rows, "
+                f"{printable(path.name)}: shipped {view} features have {len(matrix)} {split} rows, "
                 f"the {split} list has {len(rows)} pairs"
             )
     kept: list[int] = []
@@ -149,32 +153,22 @@ def _parse_pair(
     """One list line -> (text_id, image_id, label, text, title, image_path), or None if unusable."""
     fields = [f.strip() for f in line.split("\t")]
     if len(fields) != 3 or not all(fields):
-        problems.append(Problem("bad_line", split, f"line {row_index + 1}", repr(line[:80])))
+        problems.append(Problem("bad_line", split, f"line {row_index + 1}", printable(line)))
         return None
     text_id, image_id, category = fields
     if not category.isdigit() or not 1 <= int(category) <= len(categories):
-        detail = f"category {category!r} is not in 1..{len(categories)}"
+        detail = f"category '{printable(category)}' is not in 1..{len(categories)}"
         problems.append(Problem("unknown_category", split, text_id, detail))
         return None
     label = int(category) - 1
     if (text_id, image_id) in seen:
-        problems.append(Problem("duplicate_pair", split, text_id, f"image {image_id} again"))
+        detail = f"image {printable(image_id)} again"
+        problems.append(Problem("duplicate_pair", split, text_id, detail))
         return None
     seen.add((text_id, image_id))
 
-    text_path = find_text_file(path / "texts", text_id)
-    if text_path is None:
-        problems.append(Problem("missing_text", split, text_id, "no texts/<id>.xml or .txt"))
-        return None
-    try:
-        document = read_document(text_path)
-    except (OSError, ValueError) as error:
-        problems.append(Problem("unreadable_text", split, text_id, str(error)))
-        return None
-    if not document.well_formed:
-        problems.append(Problem("malformed_xml", split, text_id, "text recovered"))
-    if not document.text.strip():
-        problems.append(Problem("empty_text", split, text_id, f"{text_path.name} has no text"))
+    document = _pair_text(path, split, text_id, problems)
+    if document is None:
         return None
 
     image_path = None
@@ -182,11 +176,11 @@ def _parse_pair(
         image_dir = path / "images" / categories[label]
         image_path, renamed = find_image_file(image_dir, image_id)
         if image_path is None:
-            detail = f"no images/{categories[label]}/{image_id}.*"
+            detail = f"no images/{printable(categories[label])}/{printable(image_id)}.*"
             problems.append(Problem("missing_image", split, image_id, detail))
             return None
         if renamed:
-            detail = f"found as {image_path.name!r}"
+            detail = f"found as '{printable(image_path.name)}'"
             problems.append(Problem("image_name_whitespace", split, image_id, detail))
         fmt = sniff_image_format(image_path)
         if fmt is None:
@@ -196,6 +190,31 @@ def _parse_pair(
             detail = f"{fmt} under a {image_path.suffix} name; read by content"
             problems.append(Problem("image_format_mismatch", split, image_id, detail))
     return text_id, image_id, label, document.text, document.title, image_path
+
+
+def _pair_text(path: Path, split: str, text_id: str, problems: list[Problem]) -> Document | None:
+    """The document of ``texts/<text_id>.*``, or None with the problem recorded: no file, a
+    file over the limit for a text (checked before it is read), unreadable, or empty."""
+    text_path = find_text_file(path / "texts", text_id)
+    if text_path is None:
+        problems.append(Problem("missing_text", split, text_id, "no texts/<id>.xml or .txt"))
+        return None
+    name = printable(text_path.name)
+    try:
+        too_big = over_limit(text_path.stat().st_size)
+        if too_big:
+            problems.append(Problem("text_too_large", split, text_id, f"{name} {too_big}"))
+            return None
+        document = read_document(text_path)
+    except (OSError, ValueError) as error:
+        problems.append(Problem("unreadable_text", split, text_id, printable(error, None)))
+        return None
+    if not document.well_formed:
+        problems.append(Problem("malformed_xml", split, text_id, "text recovered"))
+    if not document.text.strip():
+        problems.append(Problem("empty_text", split, text_id, f"{name} has no text"))
+        return None
+    return document
 
 
 def _extension_matches(suffix: str, fmt: str) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fglab.data.problems import printable
 from fglab.features.image_files import ImageFeaturizer
 from fglab.index.atomic import MODEL_DIR
 from fglab.index.shards import add_to_sharded, write_sharded
@@ -53,9 +54,10 @@ def embed_rows(
         if row.skip_failed:
             keep[number] = False
             skipped.append(f"{row.where}: image unreadable ({reason})")
-            logger.warning("%s: %s", row.item.source, skipped[-1])
+            logger.warning("%s: %s", printable(row.item.source), printable(skipped[-1], None))
         else:
-            logger.warning("%s: %s (embedded from zero features)", row.where, reason)
+            logger.warning("%s: %s (embedded from zero features)", printable(row.where, None),
+                           printable(reason, None))
     items = [row.item for row, kept in zip(rows, keep, strict=True) if kept]
     return items, vectors[keep], skipped
 

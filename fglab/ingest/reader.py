@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fglab.data.manifest import Manifest
+from fglab.data.problems import printable
 from fglab.features.image_files import check_image_search
 from fglab.index.store import ITEM_ID, Item
 
@@ -78,7 +79,7 @@ def _manifest_rows(pipeline, manifest: Manifest) -> list[Row]:
         Row(manifest_item(m, "text", source, root), "text", m.text) for m in texts
     ] + [
         Row(manifest_item(m, "image", source, root), "image-file", str(m.image_path),
-            skip_failed=True, where=f"row {m.row} (id {m.id})")
+            skip_failed=True, where=f"row {m.row} (id {printable(m.id)})")
         for m in images
     ]
 
@@ -93,8 +94,9 @@ def _dataset_rows(pipeline, dataset, split_names: list[str]) -> tuple[list[Row],
             if pipeline.text_features is None else None
         for row in range(len(split)):
             image, text = dataset_pair(dataset, split, row, source)
-            skipped += [f"{source} row {row}: id is not usable" for i in (image, text) if i is None]
-            where = f"{source} image {split.image_ids[row]}"
+            shown = printable(source, None)
+            skipped += [f"{shown} row {row}: id is not usable" for i in (image, text) if i is None]
+            where = f"{shown} image {printable(split.image_ids[row])}"
             if image is not None and shipped_image is not None:
                 images.append(Row(image, "image-features", features=_dense(shipped_image, row)))
             elif image is not None:
