@@ -8,7 +8,6 @@ import importlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from fglab.data.sources import CollectionSource, ManifestSource, as_source
 from fglab.data.tokenize import make_tokenizer
 from fglab.features.text import TfidfTextFeatures
 from fglab.integrity import DamagedFileError, check_files, list_files, refuse_pickles
-from fglab.io import atomic_write_text
+from fglab.io import atomic_write_text, replace_folders
 from fglab.method import RetrievalMethod, check_trains_on_pairs, fit_method
 
 logger = logging.getLogger(__name__)
@@ -66,6 +65,14 @@ class RetrievalPipeline:
         return text_rows(self.text_features, [tokenizer(t) for t in texts], texts,
                          self.text_view)
 
+    def ignores_text(self, text: str) -> bool:
+        """Whether the model reads nothing of ``text``: a word view without one known word
+        (a sentence embedding reads any text, and so does a shipped view's own encoder)."""
+        if self.text_features is None or "+" in self.text_view:
+            return False
+        rows = self.text_inputs([text])
+        return (rows.nnz if hasattr(rows, "nnz") else np.count_nonzero(rows)) == 0
+
     def encode_image_features(self, features: np.ndarray) -> np.ndarray:
         """Rows of the run's image view -> (n, d) embeddings."""
         return self.method.encode_images(np.asarray(features))
@@ -89,19 +96,25 @@ class RetrievalPipeline:
     def save(self, run_dir: Path) -> None:
         """``run_dir``/text_features/ and method/ (arrays, safetensors and JSON), then
         pipeline.json with the size and SHA-256 of each of their files (written last: a
-        folder whose pipeline.json matches its files is complete)."""
+        folder whose pipeline.json matches its files is complete). The new folders are written
+        beside the old ones and swapped in: a save that fails leaves the old run whole."""
         run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        writers = {METHOD_DIR: self.method.save}
+        if self.text_features is not None:
+            writers = {TFIDF_DIR: self.text_features.save, **writers}
+        stale = [folder for folder in (TFIDF_DIR, METHOD_DIR) if folder not in writers]
+
+        def write_listing() -> None:
+            meta = self._listing(list_files(run_dir, list(writers)))
+            atomic_write_text(run_dir / PIPELINE_FILE, json.dumps(meta, indent=2))
+
+        replace_folders(run_dir, writers, stale, write_listing)
         for name in OLD_PICKLES:
             (run_dir / name).unlink(missing_ok=True)
-        folders = [METHOD_DIR] if self.text_features is None else [TFIDF_DIR, METHOD_DIR]
-        for folder in (TFIDF_DIR, METHOD_DIR):
-            shutil.rmtree(run_dir / folder, ignore_errors=True)
-        if self.text_features is not None:
-            self.text_features.save(run_dir / TFIDF_DIR)
-        self.method.save(run_dir / METHOD_DIR)
+
+    def _listing(self, files: dict) -> dict:
         kind = type(self.method)
-        meta = {
+        return {
             "format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION,
             "dataset_name": self.dataset_name, "method_name": self.method_name,
             "image_view": self.image_view, "text_view": self.text_view,
@@ -110,9 +123,8 @@ class RetrievalPipeline:
             "method_class": f"{kind.__module__}:{kind.__qualname__}",
             "has_text_features": self.text_features is not None,
             "pairs": self.pairs, "test_ids": self.test_ids,
-            "files": list_files(run_dir, folders),
+            "files": files,
         }
-        atomic_write_text(run_dir / PIPELINE_FILE, json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> RetrievalPipeline:

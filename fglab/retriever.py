@@ -7,6 +7,7 @@ image bytes, item ids), so the CLI and the HTTP service stay thin. Its errors ar
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -27,8 +28,21 @@ from fglab.features.image_files import (
 from fglab.index.atomic import MODEL_DIR
 from fglab.index.store import ITEM_ID, MODALITIES, EmbeddingIndex, Item
 from fglab.index.vectors import set_search_threads
+from fglab.index.watch import IndexWatcher
 
 logger = logging.getLogger(__name__)
+
+#: Characters that show nothing but are not whitespace to ``str.isspace`` (zero-width space,
+#: non-joiner and joiner, word joiner, byte order mark): a query of only these is empty too.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+#: What a search response says when the model read nothing of the query.
+NOTHING_KNOWN = ("none of the query's words is known to the model, so these results do not "
+                 "depend on it; try other words")
+
+
+def is_blank(text: str) -> bool:
+    """Whether a query holds nothing but whitespace and invisible characters."""
+    return all(c.isspace() or c in INVISIBLE for c in text)
 
 
 class SearchError(ValueError):
@@ -90,6 +104,20 @@ class Hit:
         return asdict(self)
 
 
+@dataclass(frozen=True, eq=False)
+class Served:
+    """What a query runs against: the model, the index and the collection's folder. Replaced
+    whole when the index changes on disk; a query reads it once (old state or new, no mix)."""
+
+    pipeline: object
+    index: EmbeddingIndex
+    root: Path
+
+    @classmethod
+    def of(cls, pipeline, index: EmbeddingIndex) -> Served:
+        return cls(pipeline, index, Path(index.info.get("collection_root", ".")).resolve())
+
+
 class Retriever:
     """A pipeline plus an index; ``search_text`` and ``search_image`` return :class:`Hit` lists."""
 
@@ -100,8 +128,7 @@ class Retriever:
         limits: Limits | None = None,
         featurizer: UploadFeaturizer | None = None,
     ):
-        self.pipeline = pipeline
-        self.index = index
+        self.served = Served.of(pipeline, index)
         self.limits = limits or Limits()
         self._featurizer = featurizer  # image bytes -> features; default EfficientNet in memory
         # Pipelines are not promised to be thread-safe: one lock around their (fast) encoders,
@@ -109,8 +136,19 @@ class Retriever:
         self._lock = threading.Lock()
         self._image_lock = threading.Lock()
         self.threads: int | None = None  # threads per query; None leaves the libraries' default
-        self._root = Path(index.info.get("collection_root", ".")).resolve()
-        self.thumbnail = lru_cache(maxsize=512)(self._thumbnail)
+        # keyed by the served state too: a thumbnail of a removed item is never served again
+        self._thumbnails = lru_cache(maxsize=512)(self._thumbnail)
+        self.index_dir: Path | None = None  # where :meth:`reload` reads (set by :meth:`open`)
+        self._load_pipeline: Callable[[Path], object] | None = None
+        self._watcher: IndexWatcher | None = None
+
+    @property
+    def pipeline(self):
+        return self.served.pipeline
+
+    @property
+    def index(self) -> EmbeddingIndex:
+        return self.served.index
 
     @classmethod
     def open(
@@ -122,7 +160,37 @@ class Retriever:
             from fglab.pipeline import RetrievalPipeline
 
             load_pipeline = RetrievalPipeline.load
-        return cls(load_pipeline(Path(index_dir) / MODEL_DIR), index, **kwargs)
+        retriever = cls(load_pipeline(Path(index_dir) / MODEL_DIR), index, **kwargs)
+        retriever.index_dir, retriever._load_pipeline = Path(index_dir), load_pipeline
+        return retriever
+
+    # -- following the index on disk -----------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the index directory again (and its model, if that changed) and serve it from
+        the next query on; queries in flight finish on the state they started with."""
+        if self.index_dir is None or self._load_pipeline is None:
+            raise RuntimeError("only a retriever opened from a directory can reload it")
+        index = EmbeddingIndex.load(self.index_dir)
+        pipeline = self.pipeline
+        if _model_files(index) != _model_files(self.index):
+            pipeline = self._load_pipeline(self.index_dir / MODEL_DIR)
+        self.served = Served.of(pipeline, index)
+        self._thumbnails.cache_clear()  # drops the old state's images (keys differ anyway)
+        logger.info("reloaded %s: %s", self.index_dir, _counts(index))
+
+    def watch(self, interval_s: float = 2.0) -> None:
+        """Check the index directory every ``interval_s`` seconds and :meth:`reload` it when
+        ``fglab index-add`` / ``index-remove`` committed or ``fglab index`` rewrote it."""
+        if self.index_dir is None:
+            raise RuntimeError("only a retriever opened from a directory can watch it")
+        self.stop_watching()
+        self._watcher = IndexWatcher(self.index_dir, self.reload, interval_s).start()
+
+    def stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
 
     def limit_threads(self, threads: int = 1) -> None:
         """Let faiss and torch use ``threads`` threads per query.
@@ -147,47 +215,49 @@ class Retriever:
 
     def search_text(self, query: str, k: int = 10, target: str = "image") -> list[Hit]:
         """The ``k`` items of ``target`` modality that best match a text query."""
-        k, target = self.check_k(k), self.check_target(target)
+        served = self.served
+        k, target = self.check_k(k), self.check_target(target, served)
         if not isinstance(query, str):
             raise InvalidQueryError(f"query must be a string, got {type(query).__name__}")
         if len(query) > self.limits.max_query_chars:
             raise QueryTooLargeError(
                 f"query has {len(query)} characters; at most {self.limits.max_query_chars}"
             )
-        if not query.strip():
+        if is_blank(query):
             raise InvalidQueryError("query is empty; type a few words")
         with self._lock:
             try:
-                vector = np.asarray(self.pipeline.encode_texts([query.strip()]))
+                vector = np.asarray(served.pipeline.encode_texts([query.strip()]))
             except ValueError as error:
                 raise UnavailableError(f"text search is not available: {error}") from error
-        return self._hits(vector, target, k)
+        return self._hits(served, vector, target, k)
 
     def search_image(
         self, image: bytes | str | Path, k: int = 10, target: str = "text"
     ) -> list[Hit]:
         """The ``k`` items of ``target`` modality that best match an image (bytes or a path)."""
-        k, target = self.check_k(k), self.check_target(target)
+        served = self.served
+        k, target = self.check_k(k), self.check_target(target, served)
         data = self._image_bytes(image)
         self.check_image(data)
         try:
-            check_image_search(self.pipeline)
+            check_image_search(served.pipeline)
         except ValueError as error:
             raise UnavailableError(str(error)) from error
         featurizer = self._featurizer or default_upload_featurizer()
         with self._image_lock:
             try:  # decoded from memory and run on the loaded model: no file, no DataLoader
-                features = np.asarray(featurizer(data, self.pipeline.image_view))
+                features = np.asarray(featurizer(data, served.pipeline.image_view))
             except ValueError as error:
                 raise UnreadableImageError(f"the image could not be read: {error}") from error
         with self._lock:
-            vector = np.asarray(self.pipeline.encode_image_features(features[None]))
-        return self._hits(vector, target, k)
+            vector = np.asarray(served.pipeline.encode_image_features(features[None]))
+        return self._hits(served, vector, target, k)
 
-    def _hits(self, vector: np.ndarray, target: str, k: int) -> list[Hit]:
+    def _hits(self, served: Served, vector: np.ndarray, target: str, k: int) -> list[Hit]:
         if self.threads is not None:
             set_search_threads(self.threads)  # an OpenMP setting of the thread that searches
-        results = self.index.search(vector, target, k)[0]
+        results = served.index.search(vector, target, k)[0]
         return [
             Hit(
                 rank,
@@ -198,7 +268,7 @@ class Retriever:
                 item.title,
                 item.snippet(),
                 item.pair_id,
-                self.image_file(item) is not None,
+                self._image_file(served, item) is not None,
             )
             for rank, (item, score) in enumerate(results, start=1)
         ]
@@ -212,10 +282,10 @@ class Retriever:
             raise InvalidQueryError(f"k must be between 1 and {self.limits.max_k}, got {k}")
         return int(k)
 
-    def check_target(self, target: str) -> str:
+    def check_target(self, target: str, served: Served | None = None) -> str:
         if target not in MODALITIES:
             raise InvalidQueryError(f"target must be 'image' or 'text', got {target!r}")
-        if self.index.count(target) == 0:
+        if (served or self.served).index.count(target) == 0:
             raise UnavailableError(f"the index holds no {target} items")
         return target
 
@@ -267,32 +337,39 @@ class Retriever:
     # -- items ---------------------------------------------------------------------------
 
     def item(self, item_id: str) -> Item:
+        return self._item(self.served, item_id)
+
+    def _item(self, served: Served, item_id: str) -> Item:
         if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
             raise InvalidQueryError(f"item id {item_id!r} is not a valid id")
         try:
-            return self.index.get(item_id)
+            return served.index.get(item_id)
         except KeyError as error:
             raise ItemNotFoundError(f"no item with id {item_id!r}") from error
 
     def image_file(self, item: Item) -> Path | None:
         """The item's image file if it exists inside the collection folder; never outside."""
+        return self._image_file(self.served, item)
+
+    @staticmethod
+    def _image_file(served: Served, item: Item) -> Path | None:
         if not item.image_path:
             return None
-        path = (self._root / item.image_path).resolve()
-        if not path.is_relative_to(self._root) or not path.is_file():
+        path = (served.root / item.image_path).resolve()
+        if not path.is_relative_to(served.root) or not path.is_file():
             return None
         return path
 
-    def _thumbnail(self, item_id: str) -> bytes:
+    def thumbnail(self, item_id: str) -> bytes:
         """A JPEG of at most ``thumbnail_size`` pixels a side of the item's image."""
-        item = self.item(item_id)
-        path = self.image_file(item)
+        return self._thumbnails(self.served, item_id)
+
+    def _thumbnail(self, served: Served, item_id: str) -> bytes:
+        item = self._item(served, item_id)
+        path = self._image_file(served, item)
         if path is None:
-            source = self.index.info.get("collection", "this collection")
-            raise ItemNotFoundError(
-                f"item {item_id!r} has no image file in {source} (eng-wiki ships SIFT features "
-                "only, no images)"
-            )
+            source = served.index.info.get("collection", "this collection")
+            raise ItemNotFoundError(f"item {item_id!r} has no image file in {source}")
         size = self.limits.thumbnail_size
         try:
             with Image.open(path) as image:
@@ -306,13 +383,36 @@ class Retriever:
             raise UnreadableImageError(f"item {item_id!r}: image unreadable ({error})") from error
         return out.getvalue()
 
+    def query_note(self, query: str) -> str | None:
+        """A note for the response when the model reads nothing of ``query`` (no word of it in
+        the vocabulary and no sentence embedding): its results are the same for any such
+        query. None when the query counts, or the model cannot tell."""
+        ignores = getattr(self.served.pipeline, "ignores_text", None)
+        return NOTHING_KNOWN if ignores is not None and ignores(query.strip()) else None
+
+    def warm_up(self) -> None:
+        """Run one text query (and one image query where the run embeds images) before
+        serving: what loads on first use (jieba's dictionary, the image model) then does not
+        slow the first user's query."""
+        served = self.served
+        target = "image" if served.index.count("image") else "text"
+        with contextlib.suppress(SearchError):
+            self.search_text("warm up", 1, target)
+        if served.index.count("text") == 0 or not self._image_search_available():
+            return
+        image = io.BytesIO()
+        Image.new("RGB", (32, 32), (128, 128, 128)).save(image, format="PNG")
+        with contextlib.suppress(SearchError):
+            self.search_image(image.getvalue(), 1, "text")
+
     def health(self) -> dict:
+        served = self.served
         return {
             "status": "ok",
-            "items": {m: self.index.count(m) for m in MODALITIES},
-            "collection": self.index.info.get("collection"),
-            "dataset": getattr(self.pipeline, "dataset_name", None),
-            "method": getattr(self.pipeline, "method_name", None),
+            "items": {m: served.index.count(m) for m in MODALITIES},
+            "collection": served.index.info.get("collection"),
+            "dataset": getattr(served.pipeline, "dataset_name", None),
+            "method": getattr(served.pipeline, "method_name", None),
             "image_search": self._image_search_available(),
             "limits": asdict(self.limits),
         }
@@ -323,3 +423,13 @@ class Retriever:
         except ValueError:
             return False
         return self.index.count("text") > 0
+
+
+def _model_files(index: EmbeddingIndex) -> dict:
+    """The listed files of an index's model (what decides whether to load it again)."""
+    listing = index.origin.listing if index.origin else {}
+    return {n: e for n, e in listing.get("files", {}).items() if n.startswith(f"{MODEL_DIR}/")}
+
+
+def _counts(index: EmbeddingIndex) -> str:
+    return ", ".join(f"{index.count(m)} {m}s" for m in MODALITIES)

@@ -198,3 +198,27 @@ def test_text_queries_do_not_wait_behind_the_image_model(index_dir):
     finally:
         release.set()
         upload.join(10)
+
+
+def test_an_item_without_an_image_is_not_blamed_on_eng_wiki(retriever):
+    plain = Item("img-plain", "image", "plain", image_path=None)
+    retriever.index.add([plain], np.ones((1, 3), np.float32))
+    with pytest.raises(ItemNotFoundError, match="has no image file") as raised:
+        retriever.thumbnail("img-plain")
+    assert "eng-wiki" not in str(raised.value) and "SIFT" not in str(raised.value)
+
+
+def test_a_query_without_a_known_word_gets_a_note(retriever):
+    assert retriever.query_note("ship in the harbour") is None
+    assert "known to the model" in retriever.query_note("\U0001f642 ?!")
+
+
+def test_warm_up_runs_a_text_and_an_image_query_before_the_first_user(retriever, monkeypatch):
+    calls = []
+    pipeline = retriever.pipeline
+    real_texts, real_images = pipeline.encode_texts, pipeline.encode_image_features
+    monkeypatch.setattr(pipeline, "encode_texts", lambda t: calls.append("text") or real_texts(t))
+    monkeypatch.setattr(pipeline, "encode_image_features",
+                        lambda f: calls.append("image") or real_images(f))
+    retriever.warm_up()
+    assert calls == ["text", "image"]

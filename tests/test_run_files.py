@@ -144,3 +144,9 @@ def test_evaluate_refuses_a_pickled_run_in_one_line(run, tmp_path, capsys):
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pickles are refused" in err and "method.joblib" in err
+
+
+def test_a_word_view_run_tells_a_text_it_reads_nothing_of():
+    pipeline = small_pipeline()
+    assert pipeline.ignores_text("\U0001f642 !! \u200b")
+    assert not pipeline.ignores_text(f"{WORDS[0]} {WORDS[1]}")

@@ -74,8 +74,10 @@ def _collection(args: argparse.Namespace):
 
 
 def _print_skipped(skipped: list[str]) -> None:
-    for line in skipped:
-        print(f"skipped: {line}")
+    from fglab.data.problems import printable
+
+    for line in skipped:  # a collection's ids and paths: never a raw control character
+        print(f"skipped: {printable(line, None)}")
 
 
 def _print_counts(index: EmbeddingIndex, path: Path) -> None:
@@ -91,6 +93,13 @@ def _print_sharded(path: Path, counts: dict, shards: int | None) -> None:
 
 
 def build(args: argparse.Namespace) -> int:
+    from fglab.index.locks import writer_lock
+
+    with writer_lock(args.out, new=True):  # a rebuild over an index must not race its index-add
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     from fglab.index.atomic import MODEL_DIR
     from fglab.ingest.build import build_index, build_sharded
 
@@ -117,6 +126,13 @@ def build(args: argparse.Namespace) -> int:
 
 
 def add_items(args: argparse.Namespace) -> int:
+    from fglab.index.locks import writer_lock
+
+    with writer_lock(args.index):  # before any work: a second writer is refused at once
+        return _add_items(args)
+
+
+def _add_items(args: argparse.Namespace) -> int:
     from fglab.index.atomic import MODEL_DIR
     from fglab.index.shards import is_sharded
     from fglab.ingest.build import add_to_sharded_index, build_index
@@ -145,8 +161,11 @@ def add_items(args: argparse.Namespace) -> int:
 
 
 def remove_items(args: argparse.Namespace) -> int:
-    index = EmbeddingIndex.load(args.index, vectors=False)
-    index.remove(args.ids)
-    index.save_changes(args.index)
+    from fglab.index.locks import writer_lock
+
+    with writer_lock(args.index):
+        index = EmbeddingIndex.load(args.index, vectors=False)
+        index.remove(args.ids)
+        index.save_changes(args.index)
     _print_counts(index, args.index)
     return 0

@@ -8,12 +8,17 @@ import logging
 from pathlib import Path
 
 from fglab.cli import cluster
-from fglab.cli.index import load_pipeline
+from fglab.cli import index as index_commands
 from fglab.service.limits import ServiceLimits
 
 logger = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def load_pipeline(run_dir: Path):
+    """The trained run an index holds (looked up at call time: one loader for every command)."""
+    return index_commands.load_pipeline(run_dir)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=ServiceLimits.max_uploads,
         help=f"image searches at once; more get 503 (default {ServiceLimits.max_uploads})",
     )
+    serve.add_argument(
+        "--reload-interval",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="check the index for index-add / index-remove / a rebuild this often and serve "
+        "the new state (default 2; 0 never checks; not with --ray)",
+    )
     _threads_argument(serve)
     cluster.serve_arguments(serve)
     serve.set_defaults(func=serve_index)
@@ -74,9 +87,12 @@ def search_index(args: argparse.Namespace) -> int:
         hits = retriever.search_text(args.text, args.k, args.target or "image")
     else:
         hits = retriever.search_image(args.image, args.k, args.target or "text")
+    note = retriever.query_note(args.text) if args.text is not None else None
     if args.json:
         print(json.dumps([hit.to_dict() for hit in hits], ensure_ascii=False, indent=2))
         return 0
+    if note:
+        print(f"note: {note}")
     if not hits:
         print("no results")
     for hit in hits:
@@ -108,12 +124,18 @@ def serve_index(args: argparse.Namespace) -> int:
     else:
         retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
     retriever.limit_threads(args.threads)
+    if args.reload_interval < 0:
+        raise ValueError(f"--reload-interval must be 0 or more, got {args.reload_interval}")
+    if backend is None and args.reload_interval > 0:
+        retriever.watch(args.reload_interval)
+    retriever.warm_up()
     service = ServiceLimits(max_uploads=args.max_uploads)
     app = create_app(retriever, hosts=hosts, service=service)
     print(f"serving {args.index} on http://{args.host}:{args.port}/ (Ctrl-C stops)")
     try:
         uvicorn.Server(server_config(app, args.host, args.port, service, log_level="info")).run()
     finally:
+        retriever.stop_watching()
         if backend is not None:
             backend.close()
     return 0

@@ -21,12 +21,12 @@ first commit rewrites it as format 2.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +45,10 @@ from fglab.index.atomic import (
 )
 from fglab.index.items import ItemTable, read_items, read_items_jsonl, write_items
 from fglab.index.state import Changes, IndexState
-from fglab.index.vectors import IndexSettings, ModalityIndex, read_faiss
+from fglab.index.vectors import IndexSettings, ModalityIndex, read_faiss, write_faiss
+from fglab.index.watch import directory_identity
+
+logger = logging.getLogger(__name__)
 
 ITEMS = "items.parquet"
 V1_ITEMS = "items.jsonl"
@@ -55,6 +58,8 @@ REMOVED = "removed.npy"
 MAX_SEGMENTS = 64
 COMPACT_MIN_ROWS = 10_000
 COMPACT_FRACTION = 0.2  # of the base's rows
+#: Reads of a directory that keeps being replaced while it is read, before giving up.
+LOAD_ATTEMPTS = 5
 
 
 def _is_owned(name: str) -> bool:
@@ -74,6 +79,25 @@ def _is_vectors(name: str) -> bool:
 
 
 def load(cls: type[IndexState], path: Path, vectors: bool) -> IndexState:
+    """The index at ``path``. A directory replaced while it is read (a full rewrite swaps the
+    whole folder; a commit replaces the listing) is read again: a reader sees the old index or
+    the new one, never a mix of both reported as damaged."""
+    for attempt in range(LOAD_ATTEMPTS):
+        before = directory_identity(path)
+        last = attempt == LOAD_ATTEMPTS - 1
+        try:
+            index = _load_once(cls, path, vectors)
+        except (IncompleteIndexError, FileNotFoundError):
+            if before is None or directory_identity(path) == before or last:
+                raise
+        else:  # read whole, but files published meanwhile may have joined the read
+            if directory_identity(path) == before or last:
+                return index
+        logger.debug("%s was replaced while it was read; reading it again", path)
+    raise AssertionError("unreachable")
+
+
+def _load_once(cls: type[IndexState], path: Path, vectors: bool) -> IndexState:
     remove_stale_builds(path)
     check = None if vectors else (lambda name: not _is_vectors(name))
     try:
@@ -178,7 +202,7 @@ def save_full(index: IndexState, path: Path, write_extra=None) -> None:
     generation = origin.listing.get("generation", 0) + 1 if origin else 1
     with atomic_directory(path) as tmp:
         for modality, faiss_index in index.modalities.items():
-            faiss.write_index(faiss_index.faiss_index, str(tmp / f"{modality}.faiss"))
+            write_faiss(faiss_index.faiss_index, tmp / f"{modality}.faiss")
         write_items(index.items.live(), tmp / ITEMS)
         if write_extra is not None:
             write_extra(tmp)

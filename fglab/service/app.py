@@ -119,11 +119,11 @@ def _hit_out(hit: Hit) -> HitOut:
     )
 
 
-def _response(kind: str, target: str, k: int, started: float, hits: list[Hit]) -> SearchResponse:
+def _response(kind: str, target: str, k: int, started: float, hits: list[Hit],
+              note: str | None = None) -> SearchResponse:
     took_ms = (time.perf_counter() - started) * 1000
-    return SearchResponse(
-        kind=kind, target=target, k=k, took_ms=round(took_ms, 3), hits=[_hit_out(h) for h in hits]
-    )
+    return SearchResponse(kind=kind, target=target, k=k, took_ms=round(took_ms, 3),
+                          hits=[_hit_out(h) for h in hits], note=note)
 
 
 def _add_routes(app: FastAPI, retriever: Retriever) -> None:
@@ -142,7 +142,8 @@ def _add_routes(app: FastAPI, retriever: Retriever) -> None:
     def search_text(body: TextQuery) -> SearchResponse:
         started = time.perf_counter()
         hits = retriever.search_text(body.query, body.k, body.target)
-        return _response("text", body.target, body.k, started, hits)
+        note = retriever.query_note(body.query)
+        return _response("text", body.target, body.k, started, hits, note)
 
     @app.post(
         "/search/image",

@@ -24,6 +24,7 @@ class ServiceLimits:
     keep_alive_s: int = 5  # idle time after a response before the connection is closed
     max_uploads: int = 4  # image searches in progress at once; more get 503
     max_connections: int = 100  # open connections and tasks; more get uvicorn's 503
+    max_connections_per_client: int = 20  # per client address; its longest-idle one yields
     other_body_bytes: int = 4 * 1024  # requests other than the two searches carry no body
 
 

@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-#: A query with something besides whitespace: exactly what ``str.strip`` leaves non-empty
-#: (JSON Schema's ``\\S`` differs from Python's whitespace at U+001C-U+001F and U+FEFF).
+#: A query with something besides whitespace and invisible characters: exactly what
+#: :func:`fglab.retriever.is_blank` accepts (JSON Schema's ``\\S`` differs from Python's
+#: whitespace at U+001C-U+001F and U+FEFF).
 QUERY_PATTERN = (
-    "[^\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
-    "\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    "[^\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200d"
+    "\\u2028\\u2029\\u202f\\u205f\\u2060\\u3000\\ufeff]"
 )
 
 
@@ -67,6 +68,7 @@ class SearchResponse(BaseModel):
     k: int
     took_ms: float
     hits: list[HitOut]
+    note: str | None = Field(None, description="set when the model read nothing of the query")
 
 
 class ItemOut(BaseModel):

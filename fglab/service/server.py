@@ -1,13 +1,22 @@
-"""Serving the app with uvicorn, with deadlines for slow clients.
+"""Serving the app with uvicorn, with deadlines for slow clients and room for new ones.
 
 uvicorn closes a connection only when it idles after a response (``timeout_keep_alive``): one
 that never finishes its request line and headers, a byte at a time or not at all, stays open.
 :func:`timed_protocol` adds that deadline; the body's is :class:`RequestBodyLimits`'s.
+
+uvicorn answers 503 to every request once ``limit_concurrency`` connections are open, idle
+ones included: 100 idle sockets locked everyone out. The protocol here makes room as a
+connection opens: a client address holding ``max_per_client`` connections loses its
+longest-idle one, and at the server's limit the longest-idle connection of anyone is closed.
+Idle means no request in progress (waiting for a request head, or kept alive after a
+response); a request in progress is never cut. A new connection that finds no idle one to
+close beside its own address's busy ones gets a 503 with ``Retry-After`` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -18,16 +27,29 @@ from fglab.service.limits import ServiceLimits
 MAX_HEAD_BYTES = 16 * 1024
 
 
-def timed_protocol(head_timeout_s: float) -> type[H11Protocol]:
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"retry-after: 1\r\nconnection: close\r\ncontent-length: 88\r\n\r\n"
+    b'{"error": {"code": "unavailable", "message": "too many connections from this address"}}'
+    b"\n"
+)
+
+
+def timed_protocol(
+    head_timeout_s: float, max_per_client: int | None = None, max_connections: int | None = None
+) -> type[H11Protocol]:
     """uvicorn's h11 protocol closing a connection whose request line and headers have not
-    all arrived ``head_timeout_s`` seconds after it opened or after its previous response."""
+    all arrived ``head_timeout_s`` seconds after it opened or after its previous response,
+    and making room for new connections (module docstring)."""
 
     class TimedH11Protocol(H11Protocol):
         _head_deadline: asyncio.TimerHandle | None = None
+        _idle_since: float = 0.0
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
+            self._make_room()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -47,6 +69,7 @@ def timed_protocol(head_timeout_s: float) -> type[H11Protocol]:
 
         def _arm(self) -> None:
             self._disarm()
+            self._idle_since = time.monotonic()
             self._head_deadline = self.loop.call_later(head_timeout_s, self._head_timed_out)
 
         def _disarm(self) -> None:
@@ -59,6 +82,32 @@ def timed_protocol(head_timeout_s: float) -> type[H11Protocol]:
             if not self._in_request() and not self.transport.is_closing():
                 self.transport.close()
 
+        def _make_room(self) -> None:
+            others = [c for c in self.connections if c is not self]
+            if max_per_client is not None:
+                host = self.client[0] if self.client else None
+                same = [c for c in others if (c.client[0] if c.client else None) == host]
+                excess = len(same) + 1 - max_per_client
+                if excess > 0 and self._close_idle(same, excess) < excess:
+                    self.transport.write(BUSY_RESPONSE)
+                    self.transport.close()
+                    self.connections.discard(self)
+                    return
+            if max_connections is not None:  # uvicorn's 503 starts at max_connections open
+                excess = len(self.connections) + 1 - max_connections
+                if excess > 0:
+                    self._close_idle(others, excess)
+
+        def _close_idle(self, candidates: list, count: int) -> int:
+            """Close up to ``count`` of ``candidates`` idle longest; how many were closed."""
+            idle = sorted((c for c in candidates if not c._in_request()),
+                          key=lambda c: c._idle_since)[:count]
+            for connection in idle:
+                connection._disarm()
+                connection.transport.close()
+                self.connections.discard(connection)
+            return len(idle)
+
     return TimedH11Protocol
 
 
@@ -68,7 +117,8 @@ def server_config(app, host: str, port: int, service: ServiceLimits, **kwargs) -
         app,
         host=host,
         port=port,
-        http=timed_protocol(service.head_timeout_s),
+        http=timed_protocol(service.head_timeout_s, service.max_connections_per_client,
+                            service.max_connections),
         timeout_keep_alive=service.keep_alive_s,
         limit_concurrency=service.max_connections,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,

@@ -182,3 +182,45 @@ def test_serve_answers_allowed_hosts_with_deadlines(fakes, tmp_path, monkeypatch
             assert client.get("/health").status_code == status, host
     assert main([*args, "--max-uploads", "0"]) == 2
     assert "--max-uploads must be at least 1" in capsys.readouterr().err
+
+
+def test_a_second_writer_is_refused_before_any_embedding(fakes, tmp_path, capsys, monkeypatch):
+    from fglab.index.locks import writer_lock
+
+    manifest = write_collection(tmp_path / "photos")
+    index = tmp_path / "index"
+    args = ["index", str(fakes), "--dataset", f"manifest:{manifest}", "--out", str(index)]
+    assert main(args) == 0
+    embedded = []
+    monkeypatch.setattr("fglab.ingest.embedder.default_image_featurizer",
+                        lambda: embedded.append(1) or fake_featurizer)
+    capsys.readouterr()
+    with writer_lock(index):  # another index-add, still embedding
+        assert main(["index-add", str(index), "--dataset", f"manifest:{manifest}"]) == 2
+        assert main(["index-remove", str(index), "img-boats-1"]) == 2
+    error = capsys.readouterr().err
+    assert "run this one again" in error and error.count("\n") == 2 and not embedded
+    assert main(["index-remove", str(index), "img-boats-1"]) == 0  # free again
+
+
+def test_serve_warms_up_and_follows_the_index(fakes, tmp_path, monkeypatch):
+    import uvicorn
+
+    from fglab.retriever import Retriever
+
+    manifest = write_collection(tmp_path / "p", 1)
+    index = tmp_path / "index"
+    main(["index", str(fakes), "--dataset", f"manifest:{manifest}", "--out", str(index)])
+    calls = []
+    monkeypatch.setattr(Retriever, "warm_up", lambda self: calls.append("warm up"))
+    monkeypatch.setattr(Retriever, "watch", lambda self, every: calls.append(("watch", every)))
+
+    def run(server):
+        calls.append("serving")
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    assert main(["serve", str(index), "--reload-interval", "0.5"]) == 0
+    assert calls == [("watch", 0.5), "warm up", "serving"]
+    calls.clear()
+    assert main(["serve", str(index), "--reload-interval", "0"]) == 0
+    assert calls == ["warm up", "serving"]

@@ -42,6 +42,10 @@ class FakePipeline:
     def encode_image_features(self, features: np.ndarray) -> np.ndarray:
         return _unit(np.asarray(features, dtype=np.float64) + 1.0)
 
+    def ignores_text(self, text: str) -> bool:
+        """No keyword: every such text embeds to the same vector."""
+        return not any(w in KEYWORDS[c] for w in text.lower().split() for c in CATEGORIES)
+
     def encode_split(self, split) -> tuple[np.ndarray, np.ndarray]:
         features = np.array([COLOURS[CATEGORIES[int(i) % 3]] for i in split.labels], float)
         return self.encode_image_features(features), self.encode_texts(split.texts)

@@ -114,3 +114,11 @@ def test_auto_kind_is_pq_above_the_size_limit(monkeypatch):
     index.add(_items(200), _vectors(200))
     assert index.modalities["image"].kind == "pq"
     assert index.search(_vectors(200)[7], "image", 1)[0][0][0].id == "ima-7"
+
+
+def test_auto_kind_is_pq_from_the_documented_size_on():
+    from fglab.index.vectors import AUTO_APPROXIMATE_FROM, IndexSettings
+
+    settings = IndexSettings(kind="auto")
+    assert settings.resolved_kind(AUTO_APPROXIMATE_FROM - 1) == "flat"
+    assert settings.resolved_kind(AUTO_APPROXIMATE_FROM) == "pq"  # README: pq from 200k

@@ -175,3 +175,72 @@ def test_served_hosts_add_the_address_served_on():
     assert served_hosts("0.0.0.0", "") == []
     assert served_hosts("192.168.1.5", "") == ["192.168.1.5"]
     assert served_hosts("0.0.0.0", "search.lan, other.lan") == ["search.lan", "other.lan"]
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """Whether the server keeps the connection open (nothing to read within 0.3 s)."""
+    sock.settimeout(0.3)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except ConnectionResetError:
+        return False
+
+
+def _served_config(app, service: ServiceLimits):
+    config = server_config(app, "127.0.0.1", 0, service, log_level="warning")
+    config.lifespan = "off"
+    return config
+
+
+def _health_over(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    return _read_all(sock)
+
+
+def test_a_new_client_is_answered_while_100_idle_connections_are_held(app):
+    """All from 127.0.0.1: the idle ones of that address yield, longest idle first."""
+    with live_server(app, _served_config(app, ServiceLimits())) as base:
+        idle = [_connect(base) for _ in range(100)]
+        try:
+            time.sleep(0.3)
+            for _ in range(3):
+                with _connect(base) as fresh:
+                    assert _health_over(fresh).startswith(b"HTTP/1.1 200")
+            assert sum(not _still_open(sock) for sock in idle) >= 80  # 20 per address at most
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_request_in_progress_is_never_cut_to_make_room(retriever):
+    service = ServiceLimits(max_connections_per_client=2, max_uploads=4)
+    app = create_app(retriever, service=service)
+    with live_server(app, _served_config(app, service)) as base:
+        busy = [_connect(base) for _ in range(2)]
+        for sock in busy:  # two requests whose bodies are still coming
+            sock.sendall(b"POST /search/text HTTP/1.1\r\nHost: localhost\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 30\r\n\r\n{")
+        time.sleep(0.3)
+        with _connect(base) as third:  # no idle one to close: this one is told to come back
+            answer = _read_all(third)
+        assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in answer.lower()
+        for sock in busy:
+            sock.sendall(b'"query": "ship", "k": 3}' + b" " * 5)
+            assert _read_all(sock).startswith(b"HTTP/1.1 200")
+            sock.close()
+
+
+def test_the_server_wide_limit_closes_the_longest_idle_connection_of_anyone(app):
+    service = ServiceLimits(max_connections=5, max_connections_per_client=50)
+    with live_server(app, _served_config(app, service)) as base:
+        idle = [_connect(base) for _ in range(4)]
+        time.sleep(0.2)
+        try:
+            with _connect(base) as fresh:
+                assert _health_over(fresh).startswith(b"HTTP/1.1 200")
+            assert not _still_open(idle[0]) and all(_still_open(s) for s in idle[2:])
+        finally:
+            for sock in idle:
+                sock.close()

@@ -55,7 +55,8 @@ function render(result, label) {
   const grid = $("results");
   grid.replaceChildren(...result.hits.map(card));
   grid.dataset.kind = result.kind;
-  setStatus(`${result.hits.length} ${result.target}s for ${label} (${result.took_ms.toFixed(1)} ms)`);
+  const found = `${result.hits.length} ${result.target}s for ${label} (${result.took_ms.toFixed(1)} ms)`;
+  setStatus(result.note ? `${found}: ${result.note}` : found);
 }
 
 function k() {
