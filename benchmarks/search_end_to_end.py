@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -35,11 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import faiss
 import httpx
 import numpy as np
 from synthetic_text_method import ProjectedText
 
+from fglab.index.refined import VectorStore, default_nlist, exact_top_k
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 from fglab.index.vectors import set_search_threads
 from fglab.pipeline import TRUSTED_METHODS_ENV, RetrievalPipeline
@@ -70,15 +72,23 @@ def summary(ms: list[float]) -> dict:
 # -- the synthetic collection ----------------------------------------------------------------
 
 
-def synthetic_pipeline(run: Path) -> RetrievalPipeline:
-    """The run's tokenizer and tf-idf, a random 256-d projection as the model."""
+def synthetic_pipeline(run: Path, data: str = "isotropic", seed: int = 0) -> RetrievalPipeline:
+    """The run's tokenizer and tf-idf, a random 256-d projection as the model (for clustered
+    data, queries land among the collection's clusters)."""
     trained = RetrievalPipeline.load(run)
     vocabulary = len(trained.text_features.vocabulary_)
+    centers = mixture_centers(seed) if data == "clustered" else None
     return RetrievalPipeline(
         "synthetic", "projected-tfidf", trained.image_view, "text:tfidf", trained.language,
-        CATEGORIES, ProjectedText.random(vocabulary, DIM), trained.text_features,
-        trained.stopwords,
+        CATEGORIES, ProjectedText.random(vocabulary, DIM, centers=centers),
+        trained.text_features, trained.stopwords,
     )
+
+
+def mixture_centers(seed: int) -> np.ndarray:
+    """The 1,000 unit centers of the clustered collection (and of its queries)."""
+    centers = np.random.default_rng(seed).standard_normal((1000, DIM), dtype=np.float32)
+    return centers / np.linalg.norm(centers, axis=1, keepdims=True)
 
 
 def query_texts(pipeline: RetrievalPipeline, count: int, data_root: str | None) -> list[str]:
@@ -96,24 +106,65 @@ def query_texts(pipeline: RetrievalPipeline, count: int, data_root: str | None) 
     return queries
 
 
-def build(n: int, pipeline: RetrievalPipeline, folder: Path, seed: int) -> tuple[np.ndarray, dict]:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, DIM), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    items = [
-        Item(f"img-{i}", "image", str(i), CATEGORIES[i % 10], f"item {i}",
-             f"synthetic item number {i}, a short text")
-        for i in range(n)
-    ]
-    info = {"collection": "synthetic", "collection_root": str(folder.resolve())}
+CHUNK = 500_000
+
+
+def write_vectors(path: Path, n: int, data: str, seed: int) -> None:
+    """``n`` unit 256-d rows to an .npy file, chunk by chunk: isotropic, or a mixture of 1,000
+    Gaussian clusters (``clustered``, like real embeddings)."""
+    rng = np.random.default_rng(seed + 1)
+    centers = mixture_centers(seed)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, DIM))
+    for start in range(0, n, CHUNK):
+        size = min(CHUNK, n - start)
+        noise = rng.standard_normal((size, DIM), dtype=np.float32)
+        x = noise if data == "isotropic" else centers[rng.integers(0, 1000, size)] + noise / 16
+        out[start : start + size] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out.flush()
+
+
+def build_index_file(vectors_path: str, folder: str, run: str, report: str, data: str,
+                     seed: int) -> None:
+    """In a child process (its peak RSS is the build's): add the vectors chunk by chunk (the
+    quantizers train on the first chunk), save (ivfpq tunes its search there)."""
+    x = np.load(vectors_path, mmap_mode="r")
+    n = len(x)
+    pipeline = synthetic_pipeline(Path(run), data, seed)  # seeded: the same in every process
+    info = {"collection": "synthetic", "collection_root": folder}
     started = time.perf_counter()
-    index = EmbeddingIndex(DIM, IndexSettings(), info)
-    index.add(items, x)
-    del items
+    index = EmbeddingIndex(DIM, IndexSettings(nlist=default_nlist(n)), info)
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        items = [Item(f"img-{i}", "image", str(i), CATEGORIES[i % 10], f"item {i}",
+                      f"synthetic item number {i}, a short text") for i in range(start, stop)]
+        index.add(items, np.asarray(x[start:stop]))
     built = time.perf_counter() - started
-    index.save(folder / "index", write_extra=lambda tmp: pipeline.save(tmp / MODEL_DIR))
-    saved = time.perf_counter() - started - built
-    return x, {"kind": index.kinds["image"], "build_s": built, "save_s": saved}
+    index.save(Path(folder) / "index", write_extra=lambda tmp: pipeline.save(tmp / MODEL_DIR))
+    modality = index.modalities["image"].faiss_index
+    Path(report).write_text(json.dumps({
+        "kind": index.kinds["image"], "build_s": built,
+        "save_s": time.perf_counter() - started - built,
+        "tuning": getattr(modality, "tuning", None),
+    }))
+
+
+def build(n: int, args, folder: Path, data: str) -> dict:
+    vectors_path = folder / "x.npy"
+    started = time.perf_counter()
+    write_vectors(vectors_path, n, data, args.seed)
+    generated = time.perf_counter() - started
+    report = folder / "build.json"
+    child = multiprocessing.get_context("spawn").Process(
+        target=build_index_file,
+        args=(str(vectors_path), str(folder), str(args.run), str(report), data, args.seed),
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"the build of {n:,} items failed (exit {child.exitcode})")
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    return {**json.loads(report.read_text()), "generate_s": generated,
+            "build_peak_rss_gib": peak_gib}
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -207,10 +258,28 @@ def time_text_queries(index: EmbeddingIndex, retriever, http, queries, vectors, 
     return {"times": times, "found": found}
 
 
-def run_size(n: int, pipeline, queries: list[str], args, work: Path) -> dict:
-    folder = work / f"n{n}"
+def exact_neighbours(vectors_path: Path, queries: np.ndarray) -> np.ndarray:
+    """Each query's exact top 10 (row numbers), reading the vectors chunk by chunk."""
+    x = np.load(vectors_path, mmap_mode="r")
+    store = VectorStore(DIM)
+    store.parts.append((np.arange(len(x), dtype=np.int64), x))
+    return exact_top_k(store, queries, K)
+
+
+def server_memory(server: subprocess.Popen) -> dict:
+    """The server's resident memory now and at its peak, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{server.pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024**2
+    return {"rss_gib": fields.get("VmRSS"), "peak_rss_gib": fields.get("VmHWM")}
+
+
+def run_size(n: int, data: str, pipeline, queries: list[str], args, work: Path) -> dict:
+    folder = work / f"n{n}-{data}"
     folder.mkdir()
-    x, built = build(n, pipeline, folder, args.seed)
+    built = build(n, args, folder, data)
     path = folder / "index"
     started = time.perf_counter()
     index = EmbeddingIndex.load(path)
@@ -222,19 +291,32 @@ def run_size(n: int, pipeline, queries: list[str], args, work: Path) -> dict:
     retriever.limit_threads(1)  # as `fglab serve` does by default
     set_search_threads(1)  # for the raw faiss searches made from this thread
     vectors = np.ascontiguousarray(retriever.pipeline.encode_texts(queries), dtype=np.float32)
-    truth = faiss.knn(vectors, x, K, metric=faiss.METRIC_INNER_PRODUCT)[1]
-    del x
-    result = {"n": n, **built, "load_s": load_s, "load_items_only_s": load_items_s}
+    truth = exact_neighbours(folder / "x.npy", vectors)
+    result = {"n": n, "data": data, **built, "load_s": load_s,
+              "load_items_only_s": load_items_s}
     server, base, result["server_start_s"] = start_server(path)
     try:
         with httpx.Client(base_url=base, timeout=60) as http:
             result["load_average_start"] = load_average()
             measured = time_text_queries(index, retriever, http, queries, vectors, args.rounds)
             result["load_average_end"] = load_average()
+        result["server"] = server_memory(server)
     finally:
         stop_server(server)
+    result["paths"] = path_summaries(measured, truth)
+    if args.remove_fraction and n == max(args.sizes):
+        result["after_removal"] = after_removal(path, index, retriever, queries, vectors, truth,
+                                                args)
+    if n == max(args.sizes) and not args.no_index_add:
+        del index, retriever
+        result["index_add"] = index_add(path, pipeline, folder)
+    shutil.rmtree(folder)
+    return result
+
+
+def path_summaries(measured: dict, truth: np.ndarray) -> dict:
     raw_p50 = np.percentile(measured["times"]["raw faiss"], 50)
-    result["paths"] = {
+    return {
         name: {
             **summary(times),
             "recall_at_10": recall(measured["found"][name], truth),
@@ -242,11 +324,35 @@ def run_size(n: int, pipeline, queries: list[str], args, work: Path) -> dict:
         }
         for name, times in measured["times"].items()
     }
-    if n == max(args.sizes):
-        del index, retriever
-        result["index_add"] = index_add(path, pipeline, folder)
-    shutil.rmtree(folder)
-    return result
+
+
+def after_removal(path: Path, index, retriever, queries, vectors, truth, args) -> dict:
+    """Remove a fraction of the items (index-remove's path), load again, time the queries
+    in process against the same queries before the removal."""
+    def timed(retriever) -> list[float]:
+        times = []
+        for _ in range(args.rounds):
+            for query in queries:
+                started = time.perf_counter()
+                retriever.search_text(query, K)
+                times.append((time.perf_counter() - started) * 1000)
+        return times
+
+    before = timed(retriever)
+    n = index.count("image")
+    step = max(1, round(1 / args.remove_fraction))
+    metadata = EmbeddingIndex.load(path, vectors=False)
+    started = time.perf_counter()
+    metadata.remove([f"img-{i}" for i in range(0, n, step)])
+    metadata.save_changes(path)
+    remove_s = time.perf_counter() - started
+    reloaded = Retriever(retriever.pipeline, EmbeddingIndex.load(path))
+    reloaded.limit_threads(1)
+    after = timed(reloaded)
+    return {"removed": len(range(0, n, step)), "remove_s": remove_s,
+            "before_p50_ms": float(np.percentile(before, 50)),
+            "after_p50_ms": float(np.percentile(after, 50)),
+            "ratio": float(np.percentile(after, 50) / np.percentile(before, 50))}
 
 
 def index_add(path: Path, pipeline, folder: Path) -> dict:
@@ -333,19 +439,27 @@ def image_queries(args) -> dict:
 
 
 def print_tables(result: dict) -> None:
-    print("\n| items | index | path | p50 ms | p99 ms | recall@10 | p50 vs raw faiss |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| items | data | index | path | p50 ms | p99 ms | recall@10 | p50 vs raw faiss |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in result["sizes"]:
         for name, p in size["paths"].items():
-            print(f"| {size['n']:,} | {size['kind']} | {name} | {p['p50_ms']:.2f} | "
-                  f"{p['p99_ms']:.2f} | {p['recall_at_10']:.3f} | {p['vs_raw_p50']:.2f}× |")
-    print("\n| items | build s | save s | load s | load items only s | server start s | "
-          "load average |")
-    print("|---|---|---|---|---|---|---|")
+            print(f"| {size['n']:,} | {size['data']} | {size['kind']} | {name} | "
+                  f"{p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['recall_at_10']:.3f} | "
+                  f"{p['vs_raw_p50']:.2f}× |")
+    print("\n| items | data | build s | save s | build peak RSS GiB | load s | server RSS GiB "
+          "(peak) | server start s | load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for s in result["sizes"]:
-        print(f"| {s['n']:,} | {s['build_s']:.1f} | {s['save_s']:.1f} | {s['load_s']:.2f} | "
-              f"{s['load_items_only_s']:.2f} | {s['server_start_s']:.1f} | "
-              f"{s['load_average_start']} → {s['load_average_end']} |")
+        server = s.get("server", {})
+        print(f"| {s['n']:,} | {s['data']} | {s['build_s']:.1f} | {s['save_s']:.1f} | "
+              f"{s['build_peak_rss_gib']:.2f} | {s['load_s']:.2f} | "
+              f"{server.get('rss_gib', 0):.2f} ({server.get('peak_rss_gib', 0):.2f}) | "
+              f"{s['server_start_s']:.1f} | {s['load_average_start']} → "
+              f"{s['load_average_end']} |")
+        if "after_removal" in s:
+            r = s["after_removal"]
+            print(f"\nafter removing {r['removed']:,} of {s['n']:,} ({s['data']}): Retriever p50 "
+                  f"{r['before_p50_ms']:.2f} → {r['after_p50_ms']:.2f} ms ({r['ratio']:.2f}×)")
     for s in result["sizes"]:
         if "index_add" in s:
             a = s["index_add"]
@@ -365,6 +479,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000",
                         type=lambda s: [int(v) for v in s.split(",")])
+    parser.add_argument("--data", default="isotropic", type=lambda s: s.split(","),
+                        help="comma-separated: isotropic (the worst case), clustered")
+    parser.add_argument("--remove-fraction", type=float, default=0.0,
+                        help="at the largest size, remove this fraction and time again")
+    parser.add_argument("--no-index-add", action="store_true")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
     parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
@@ -383,8 +502,11 @@ def main() -> None:
                     "rounds": args.rounds, "cpus": os.cpu_count(), "sizes": []}
     with tempfile.TemporaryDirectory(prefix="fglab-e2e-", dir=args.work) as work:
         for n in args.sizes:
-            print(f"n={n:,}: building, loading, timing ...", flush=True)
-            result["sizes"].append(run_size(n, pipeline, queries, args, Path(work)))
+            for data in args.data:
+                print(f"n={n:,} ({data}): building, loading, timing ...", flush=True)
+                result["sizes"].append(run_size(n, data, pipeline, queries, args, Path(work)))
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(result, indent=2))  # each size as it ends
     if not args.no_images:
         print("image queries ...", flush=True)
         result["images"] = image_queries(args)

@@ -71,6 +71,12 @@ class UnavailableError(SearchError):
     code = "unavailable"
 
 
+class ShardUnavailableError(UnavailableError):
+    """A shard of a served index has no replica that answers: an outage worth retrying."""
+
+    code = "shard_unavailable"
+
+
 class ItemNotFoundError(SearchError):
     code = "not_found"
 
@@ -141,6 +147,7 @@ class Retriever:
         self.index_dir: Path | None = None  # where :meth:`reload` reads (set by :meth:`open`)
         self._load_pipeline: Callable[[Path], object] | None = None
         self._watcher: IndexWatcher | None = None
+        self._nprobe: int | None = None
 
     @property
     def pipeline(self):
@@ -175,6 +182,8 @@ class Retriever:
         pipeline = self.pipeline
         if _model_files(index) != _model_files(self.index):
             pipeline = self._load_pipeline(self.index_dir / MODEL_DIR)
+        if self._nprobe is not None:
+            _apply_nprobe(index, self._nprobe)
         self.served = Served.of(pipeline, index)
         self._thumbnails.cache_clear()  # drops the old state's images (keys differ anyway)
         logger.info("reloaded %s: %s", self.index_dir, _counts(index))
@@ -210,6 +219,14 @@ class Retriever:
         import torch
 
         torch.set_num_threads(threads)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Scan ``nprobe`` inverted lists per query in ivfpq indexes (instead of the tuned
+        value); a ValueError below 1."""
+        if nprobe < 1:
+            raise ValueError(f"--nprobe must be at least 1, got {nprobe}")
+        self._nprobe = nprobe  # applied again to every reloaded index
+        _apply_nprobe(self.index, nprobe)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -433,3 +450,9 @@ def _model_files(index: EmbeddingIndex) -> dict:
 
 def _counts(index: EmbeddingIndex) -> str:
     return ", ".join(f"{index.count(m)} {m}s" for m in MODALITIES)
+
+
+def _apply_nprobe(index: EmbeddingIndex, nprobe: int) -> None:
+    for modality in index.modalities.values():
+        if modality.kind == "ivfpq":
+            modality.faiss_index.nprobe = nprobe

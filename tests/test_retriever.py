@@ -222,3 +222,18 @@ def test_warm_up_runs_a_text_and_an_image_query_before_the_first_user(retriever,
                         lambda f: calls.append("image") or real_images(f))
     retriever.warm_up()
     assert calls == ["text", "image"]
+
+
+def test_nprobe_can_be_set_at_search_time():
+    from fglab.index.store import EmbeddingIndex, IndexSettings
+    from fglab.retriever import Retriever
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 3)).astype(np.float32)
+    index = EmbeddingIndex(3, IndexSettings(kind="ivfpq", nlist=8))
+    index.add([Item(f"img-{i}", "image", str(i)) for i in range(400)], x)
+    retriever = Retriever(FakePipeline(), index)
+    retriever.set_nprobe(1)
+    assert index.modalities["image"].faiss_index.nprobe == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        retriever.set_nprobe(0)

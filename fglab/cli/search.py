@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--json", action="store_true", help="print JSON for scripts")
     _threads_argument(search)
+    _nprobe_argument(search)
     search.set_defaults(func=search_index)
 
     serve = subparsers.add_parser("serve", help="serve an index over HTTP with a web page")
@@ -64,8 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the new state (default 2; 0 never checks; not with --ray)",
     )
     _threads_argument(serve)
+    _nprobe_argument(serve)
     cluster.serve_arguments(serve)
     serve.set_defaults(func=serve_index)
+
+
+def _nprobe_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nprobe", type=int, default=None,
+        help="ivfpq indexes: inverted lists scanned per query (default: the value tuned at "
+        "build time to recall@10 >= 0.95, in index.json); more is slower and finds more",
+    )
 
 
 def _threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +93,8 @@ def search_index(args: argparse.Namespace) -> int:
 
     retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
     retriever.limit_threads(args.threads)
+    if args.nprobe is not None:
+        retriever.set_nprobe(args.nprobe)
     if args.text is not None:
         hits = retriever.search_text(args.text, args.k, args.target or "image")
     else:
@@ -124,6 +136,8 @@ def serve_index(args: argparse.Namespace) -> int:
     else:
         retriever = Retriever.open(args.index, load_pipeline=load_pipeline)
     retriever.limit_threads(args.threads)
+    if args.nprobe is not None:
+        retriever.set_nprobe(args.nprobe)
     if args.reload_interval < 0:
         raise ValueError(f"--reload-interval must be 0 or more, got {args.reload_interval}")
     if backend is None and args.reload_interval > 0:

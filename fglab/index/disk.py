@@ -44,6 +44,7 @@ from fglab.index.atomic import (
     write_listing,
 )
 from fglab.index.items import ItemTable, read_items, read_items_jsonl, write_items
+from fglab.index.refined import RefinedIVF, tune
 from fglab.index.state import Changes, IndexState
 from fglab.index.vectors import IndexSettings, ModalityIndex, read_faiss, write_faiss
 from fglab.index.watch import directory_identity
@@ -65,12 +66,12 @@ LOAD_ATTEMPTS = 5
 def _is_owned(name: str) -> bool:
     """Whether a listed file belongs to the index itself (not to a caller, like the model)."""
     return name in (ITEMS, V1_ITEMS) or name.startswith(f"{SEGMENTS}/") or (
-        "/" not in name and name.endswith(".faiss")
+        "/" not in name and name.endswith((".faiss", ".npy"))  # ivfpq: MODALITY.vectors.npy
     )
 
 
 def _is_vectors(name: str) -> bool:
-    return name.endswith(".faiss") or (
+    return name.endswith(".faiss") or ("/" not in name and name.endswith(".npy")) or (
         name.startswith(f"{SEGMENTS}/") and name.endswith(".npy") and not name.endswith(REMOVED)
     )
 
@@ -167,6 +168,12 @@ def _problem(error: Exception) -> str:
 
 
 def _read_faiss(path: Path, meta: dict, dim: int) -> ModalityIndex:
+    if meta["kind"] == "ivfpq":  # codes in memory, full vectors mapped from disk
+        tuning = meta.get("tuning") or {}
+        ivf = read_faiss(path, dim + dim % 2)
+        index = RefinedIVF.load(path.parent, path.stem, dim, ivf, tuning.get("k_factor", 8))
+        index.tuning = tuning
+        return ModalityIndex(index, "ivfpq", set(meta["deleted"]))
     return ModalityIndex(read_faiss(path, dim), meta["kind"], set(meta["deleted"]))
 
 
@@ -202,7 +209,11 @@ def save_full(index: IndexState, path: Path, write_extra=None) -> None:
     generation = origin.listing.get("generation", 0) + 1 if origin else 1
     with atomic_directory(path) as tmp:
         for modality, faiss_index in index.modalities.items():
-            write_faiss(faiss_index.faiss_index, tmp / f"{modality}.faiss")
+            if isinstance(faiss_index.faiss_index, RefinedIVF):
+                _tuned(faiss_index.faiss_index, index.settings.recall_target)
+                faiss_index.faiss_index.save(tmp, modality, write_faiss)
+            else:
+                write_faiss(faiss_index.faiss_index, tmp / f"{modality}.faiss")
         write_items(index.items.live(), tmp / ITEMS)
         if write_extra is not None:
             write_extra(tmp)
@@ -221,6 +232,9 @@ def _listing(index: IndexState, generation: int, segments: list, base_rows: int)
         loaded = index.modalities.get(name)
         deleted = sorted(loaded.deleted) if loaded is not None and not segments else []
         modalities[name] = {"kind": kind, "items": index.count(name), "deleted": deleted}
+        tuning = getattr(loaded.faiss_index, "tuning", None) if loaded is not None else None
+        if tuning:
+            modalities[name]["tuning"] = tuning
     return {
         "dim": index.dim,
         "next_key": index.next_key,
@@ -231,6 +245,15 @@ def _listing(index: IndexState, generation: int, segments: list, base_rows: int)
         "base": {"rows": base_rows},
         "segments": segments,
     }
+
+
+def _tuned(index: RefinedIVF, target: float) -> None:
+    """Tune an ivfpq index's search to ``target`` unless it was tuned at about its size."""
+    done = getattr(index, "tuning", None) or {}
+    grown = index.ntotal / max(1, done.get("items", 1))
+    if done.get("target") != target or not 0.8 <= grown <= 1.25:
+        index.tuning = {**tune(index, target), "items": index.ntotal}
+        logger.info("ivfpq tuned: %s", index.tuning)
 
 
 def _saved(index: IndexState, path: Path) -> None:
@@ -323,6 +346,8 @@ def _append_segment(index: IndexState, path: Path) -> None:
     info["base"] = listing["base"]
     for modality, meta in listing["modalities"].items():  # the base's hidden ids stay listed
         info["modalities"][modality]["deleted"] = meta["deleted"]
+        if meta.get("tuning"):
+            info["modalities"][modality]["tuning"] = meta["tuning"]
     commit_listing(path, {**info, "files": {**listing["files"], **files}})
     _saved(index, path)
 

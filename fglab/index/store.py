@@ -115,7 +115,8 @@ class EmbeddingIndex:
         keys = np.arange(self.next_key, self.next_key + len(items), dtype=np.int64)
         self.add_vectors(modality, keys, vectors)
         self.items.append(keys, items)
-        self.changes.added.setdefault(modality, []).append(vectors)
+        if self.origin is not None:  # a new index is saved whole: no copy of its vectors
+            self.changes.added.setdefault(modality, []).append(vectors)
         self.next_key += len(items)
 
     def add_vectors(self, modality: str, keys: np.ndarray, vectors: np.ndarray) -> None:

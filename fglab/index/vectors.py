@@ -2,7 +2,8 @@
 
 ``IndexIDMap2`` (or IVF's own ids) lets items be added and removed without a rebuild. HNSW and
 PQ cannot delete vectors: removed HNSW ids are excluded at search time with a faiss
-``IDSelector``, removed PQ ids by fetching that many more results and dropping them.
+``IDSelector``, removed PQ ids by fetching that many more results and dropping them (so many
+removals slow ``pq``; ``ivfpq``, the automatic choice from 200k items, removes them).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import numpy as np
 from fglab.index.atomic import LISTING, IncompleteIndexError
 from fglab.io import naming
 
-KINDS = ("auto", "flat", "ivf", "hnsw", "pq")
+KINDS = ("auto", "flat", "ivf", "hnsw", "pq", "ivfpq")
 #: Kinds whose faiss index cannot remove vectors: removed ids are hidden at search time.
 HIDE_REMOVED = ("hnsw", "pq")
 #: The fewest vectors a PQ index trains its 16 centroids per sub-quantizer on.
 PQ_MIN_TRAIN = 128
-#: Above this many items in one modality, ``kind="auto"`` picks PQ over exact search: it needs
-#: no structure in the vectors to reach its recall (IVF and HNSW do), builds 1M vectors in
-#: seconds, and answers in milliseconds (``benchmarks/index_search.py``).
+#: From this many items in one modality on, ``kind="auto"`` picks ``ivfpq`` over exact search:
+#: codes in memory scanned a few lists at a time, full vectors on disk for the re-ranking,
+#: removals removed (:mod:`fglab.index.refined`; ``benchmarks/search_end_to_end.py``).
 AUTO_APPROXIMATE_FROM = 200_000
 #: Errors a faiss write message may end with (its ``strerror``), mapped back to their errno.
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
@@ -48,12 +49,13 @@ class IndexSettings:
     ef_construction: int = 80
     ef_search: int = 128
     pq_k_factor: int = 32  # PQ: re-rank this many x k fast-scan candidates exactly
+    recall_target: float = 0.95  # ivfpq: nprobe and re-rank depth tuned to this recall@10
 
     def resolved_kind(self, n: int) -> str:
         if self.kind not in KINDS:
             raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.kind == "auto":
-            return "pq" if n >= AUTO_APPROXIMATE_FROM else "flat"  # pq from 200k on
+            return "ivfpq" if n >= AUTO_APPROXIMATE_FROM else "flat"  # from 200k on
         return self.kind
 
 
@@ -75,6 +77,13 @@ def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.nda
         return inner
     elif kind == "pq":
         inner = make_pq_index(dim, settings.pq_k_factor, train)
+    elif kind == "ivfpq":
+        from fglab.index.refined import RefinedIVF
+
+        if len(train) < PQ_MIN_TRAIN:
+            raise ValueError(f"an ivfpq index needs >= {PQ_MIN_TRAIN} vectors to train; got "
+                             f"{len(train)} (use kind flat)")
+        return RefinedIVF.trained(dim, np.asarray(train, np.float32), settings.nlist)
     else:
         raise ValueError(f"index kind must be one of {', '.join(KINDS[1:])}, got {kind!r}")
     return faiss.IndexIDMap2(inner)

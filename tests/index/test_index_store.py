@@ -106,19 +106,19 @@ def test_pq_takes_an_odd_dimension_with_exact_scores(tmp_path):
                                                        for i, _ in hits], rtol=1e-5)
 
 
-def test_auto_kind_is_pq_above_the_size_limit(monkeypatch):
+def test_auto_kind_is_ivfpq_above_the_size_limit(monkeypatch):
     import fglab.index.vectors as vectors
 
     monkeypatch.setattr(vectors, "AUTO_APPROXIMATE_FROM", 150)
     index = EmbeddingIndex(16)
     index.add(_items(200), _vectors(200))
-    assert index.modalities["image"].kind == "pq"
+    assert index.modalities["image"].kind == "ivfpq"
     assert index.search(_vectors(200)[7], "image", 1)[0][0][0].id == "ima-7"
 
 
-def test_auto_kind_is_pq_from_the_documented_size_on():
+def test_auto_kind_is_ivfpq_from_the_documented_size_on():
     from fglab.index.vectors import AUTO_APPROXIMATE_FROM, IndexSettings
 
     settings = IndexSettings(kind="auto")
     assert settings.resolved_kind(AUTO_APPROXIMATE_FROM - 1) == "flat"
-    assert settings.resolved_kind(AUTO_APPROXIMATE_FROM) == "pq"  # README: pq from 200k
+    assert settings.resolved_kind(AUTO_APPROXIMATE_FROM) == "ivfpq"  # README: from 200k

@@ -1,0 +1,275 @@
+"""The index kind for large collections: an inverted file of 4-bit fast-scan PQ codes in
+memory, re-ranked with the full vectors from a memory-mapped file on disk.
+
+faiss's ``IVF{nlist},PQ{d/2}x4fs`` holds 64 bytes a 256-d vector and scans only the
+``nprobe`` lists nearest a query; removals are removed from its lists (``remove_ids``). The
+best ``k x k_factor`` candidates are re-ranked by their exact inner products, read from
+``MODALITY.vectors.npy`` (rows in key order, ``MODALITY.keys.npy``), which the server maps
+rather than loads, as Qdrant and Milvus keep full vectors on disk: its memory is the codes,
+the item table and what the OS caches. The re-ranking is written here because faiss's
+``IndexRefine`` needs its base's ids to be the refine storage's row numbers and keeps that
+storage in memory. ``nprobe`` and ``k_factor`` are tuned at save time to a recall@10 target on
+a sample of the collection's own vectors against exact search (:func:`tune`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+#: Vectors kept in memory while an index is built before they go to a spill file.
+SPILL_BYTES = 256 * 1024 * 1024
+#: Training sample per inverted list (faiss warns below 39).
+TRAIN_PER_LIST = 64
+TUNE_QUERIES = 200
+#: Candidates re-ranked at the least (a query for one result still compares a few dozen).
+MIN_CANDIDATES = 32
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+K_FACTORS = (4, 8, 16, 32)
+
+
+def default_nlist(n: int) -> int:
+    """A power of two near sqrt(n): 1,024 lists at 1M vectors, 4,096 at 10M."""
+    return int(2 ** round(np.log2(max(1.0, np.sqrt(max(n, 1))))))
+
+
+class SpilledRows:
+    """Rows of float32 vectors in a file: read by position (never mapped, so a pass over all
+    of them does not grow the process's resident memory by the file's size)."""
+
+    def __init__(self, handle, offset: int, count: int, dim: int):
+        self.handle, self.offset, self.count, self.dim = handle, offset, count, dim
+
+    def __len__(self) -> int:
+        return self.count
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        row = 4 * self.dim
+        data = os.pread(self.handle.fileno(), (stop - start) * row, self.offset + start * row)
+        return np.frombuffer(data, dtype=np.float32).reshape(-1, self.dim)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        return np.vstack([self.read(int(r), int(r) + 1) for r in rows]) if len(rows) else \
+            np.zeros((0, self.dim), np.float32)
+
+
+def write_npy(path: Path, chunks, count: int, dim: int) -> None:
+    """An .npy file of ``count`` float32 rows from ``chunks``, written through a plain file
+    (a writable mapping would keep every written page in the writer's resident memory)."""
+    with open(path, "wb") as out:
+        np.lib.format.write_array_header_1_0(
+            out, {"descr": "<f4", "fortran_order": False, "shape": (count, dim)})
+        for chunk in chunks:
+            out.write(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
+
+
+class VectorStore:
+    """Full vectors by key, for re-ranking: parts of (sorted keys, rows). While an index is
+    built they are kept in memory, then spilled to files read by position; a loaded store is
+    its ``.vectors.npy`` mapped (a query reads only its candidates' rows)."""
+
+    def __init__(self, dim: int, spill_dir: str | None = None):
+        self.dim = dim
+        self.parts: list[tuple[np.ndarray, object]] = []
+        self.spill_dir = spill_dir
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return sum(len(k) for k, _ in self._all_parts())
+
+    def append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self._pending.append((np.asarray(keys, np.int64), np.asarray(vectors, np.float32)))
+        if sum(v.nbytes for _, v in self._pending) >= SPILL_BYTES:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the pending rows to a file of their own (deleted once closed)."""
+        keys = np.concatenate([k for k, _ in self._pending])
+        handle = tempfile.TemporaryFile(  # noqa: SIM115 (open as long as the store lives)
+            dir=self.spill_dir, prefix="fglab-vectors-")
+        for _, vectors in self._pending:
+            handle.write(np.ascontiguousarray(vectors).tobytes())
+        handle.flush()
+        self.parts.append((keys, SpilledRows(handle, 0, len(keys), self.dim)))
+        self._pending = []
+
+    def _all_parts(self) -> list[tuple[np.ndarray, object]]:
+        return self.parts + self._pending
+
+    def chunks(self, size: int = 1 << 18):
+        """(keys, rows) in key order, a bounded number of rows at a time."""
+        for keys, rows in self._all_parts():
+            for start in range(0, len(keys), size):
+                stop = min(len(keys), start + size)
+                block = rows.read(start, stop) if isinstance(rows, SpilledRows) \
+                    else np.asarray(rows[start:stop])
+                yield keys[start:stop], block
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """The rows of ``keys`` (zeros for a key it does not hold)."""
+        out = np.zeros((len(keys), self.dim), np.float32)
+        for part_keys, rows in self._all_parts():
+            if not len(part_keys):
+                continue
+            pos = np.searchsorted(part_keys, keys)
+            inside = pos < len(part_keys)
+            found = inside.copy()
+            found[inside] = part_keys[pos[inside]] == keys[inside]
+            if found.any():
+                order = np.argsort(pos[found])  # reads in file order
+                chosen, wanted = np.flatnonzero(found)[order], pos[found][order]
+                out[chosen] = rows.take(wanted) if isinstance(rows, SpilledRows) \
+                    else rows[wanted]
+        return out
+
+    def save(self, folder: Path, name: str) -> None:
+        """``name.keys.npy`` and ``name.vectors.npy`` in key order, written chunk by chunk."""
+        parts = self._all_parts()
+        keys = np.concatenate([k for k, _ in parts]) if parts else np.zeros(0, np.int64)
+        if np.any(np.diff(keys) < 0):
+            raise ValueError("vector store keys are not in order")
+        np.save(folder / f"{name}.keys.npy", keys, allow_pickle=False)
+        write_npy(folder / f"{name}.vectors.npy", (rows for _, rows in self.chunks()),
+                  len(keys), self.dim)
+
+    @classmethod
+    def load(cls, folder: Path, name: str, dim: int) -> VectorStore:
+        store = cls(dim)
+        keys = np.load(folder / f"{name}.keys.npy", allow_pickle=False)
+        rows = np.load(folder / f"{name}.vectors.npy", mmap_mode="r", allow_pickle=False)
+        if rows.shape != (len(keys), dim) or rows.dtype != np.float32:
+            raise ValueError(f"{folder / name}.vectors.npy has shape {rows.shape}, "
+                             f"{len(keys)} keys of {dim}-d expected")
+        store.parts.append((keys, rows))
+        return store
+
+
+class RefinedIVF:
+    """Stands where a faiss index stands in :class:`~fglab.index.vectors.ModalityIndex`."""
+
+    def __init__(self, ivf, store: VectorStore, k_factor: int = 8):
+        self.ivf = ivf
+        self.store = store
+        self.k_factor = k_factor
+        self.d = store.dim
+        self.tuning: dict = {}  # what :func:`tune` measured, kept in the index's listing
+
+    @classmethod
+    def trained(cls, dim: int, train: np.ndarray, nlist: int | None = None,
+                spill_dir: str | None = None) -> RefinedIVF:
+        """An empty index whose quantizers are trained on (a sample of) ``train``."""
+        padded = dim + dim % 2
+        nlist = nlist or default_nlist(len(train))
+        nlist = max(1, min(nlist, len(train) // 39 or 1))
+        ivf = faiss.index_factory(padded, f"IVF{nlist},PQ{padded // 2}x4fs",
+                                  faiss.METRIC_INNER_PRODUCT)
+        sample = train[np.random.default_rng(0).permutation(len(train))[: TRAIN_PER_LIST * nlist]]
+        ivf.train(_padded(sample, padded))
+        ivf.nprobe = min(32, nlist)
+        return cls(ivf, VectorStore(dim, spill_dir))
+
+    @property
+    def ntotal(self) -> int:
+        return self.ivf.ntotal
+
+    @property
+    def nprobe(self) -> int:
+        return self.ivf.nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self.ivf.nprobe = max(1, min(int(value), self.ivf.nlist))
+
+    def add_with_ids(self, vectors: np.ndarray, keys: np.ndarray) -> None:
+        self.ivf.add_with_ids(_padded(vectors, self.ivf.d), np.asarray(keys, np.int64))
+        self.store.append(keys, vectors)
+
+    def remove_ids(self, keys: np.ndarray) -> None:
+        self.ivf.remove_ids(np.asarray(keys, np.int64))  # its rows stay on disk, never found
+
+    def search(self, queries: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_with(queries, k, self.nprobe, self.k_factor)
+
+    def search_with(self, queries: np.ndarray, k: int, nprobe: int, k_factor: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` by exact inner product among ``k x k_factor`` candidates of the codes."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        fetch = max(k, min(max(k * k_factor, MIN_CANDIDATES), self.ntotal))
+        params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.ivf.nlist))
+        _, candidates = self.ivf.search(_padded(queries, self.ivf.d), fetch, params=params)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        ids = np.full((len(queries), k), -1, np.int64)
+        for row, found in enumerate(candidates):
+            found = found[found >= 0]
+            exact = self.store.get(found) @ queries[row]
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[row, : len(best)], ids[row, : len(best)] = exact[best], found[best]
+        return scores, ids
+
+    def save(self, folder: Path, name: str, write) -> None:
+        """``name.faiss`` (through ``write(index, path)``) plus the vector store."""
+        write(self.ivf, folder / f"{name}.faiss")
+        self.store.save(folder, name)
+
+    @classmethod
+    def load(cls, folder: Path, name: str, dim: int, ivf, k_factor: int) -> RefinedIVF:
+        return cls(ivf, VectorStore.load(folder, name, dim), k_factor)
+
+
+def tune(index: RefinedIVF, target: float, k: int = 10, seed: int = 0) -> dict:
+    """The cheapest ``nprobe`` (then ``k_factor``) reaching ``target`` recall@k against exact
+    search, for a sample of the index's own vectors as queries (each query's own item left
+    out). Sets them on ``index`` and returns what was measured."""
+    store_keys = np.concatenate([keys for keys, _ in index.store._all_parts()])
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(store_keys, min(TUNE_QUERIES, len(store_keys)), replace=False))
+    queries = index.store.get(chosen)
+    truth = exact_top_k(index.store, queries, k + 1)
+    best = None
+    for k_factor in K_FACTORS:
+        for nprobe in (p for p in NPROBES if p <= index.ivf.nlist):
+            _, found = index.search_with(queries, k + 1, nprobe, k_factor)
+            recall = _recall(found, truth, chosen, k)
+            best = {"nprobe": nprobe, "k_factor": k_factor, "recall_at_10": recall}
+            if recall >= target:
+                index.nprobe, index.k_factor = nprobe, k_factor
+                return {**best, "target": target, "reached": True}
+    index.nprobe, index.k_factor = index.ivf.nlist, K_FACTORS[-1]
+    return {**best, "target": target, "reached": False}
+
+
+def exact_top_k(store: VectorStore, queries: np.ndarray, k: int) -> np.ndarray:
+    """The keys of each query's exact top ``k``, over every part, chunk by chunk."""
+    best_scores = np.full((len(queries), k), -np.inf, np.float32)
+    best_keys = np.full((len(queries), k), -1, np.int64)
+    for keys, block in store.chunks():
+        scores = queries @ block.T
+        some = min(k, scores.shape[1])
+        part = np.argpartition(-scores, some - 1, axis=1)[:, :some]
+        merged_scores = np.hstack([best_scores, np.take_along_axis(scores, part, 1)])
+        merged_keys = np.hstack([best_keys, keys[part]])
+        top = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(merged_scores, top, 1)
+        best_keys = np.take_along_axis(merged_keys, top, 1)
+    return best_keys
+
+
+def _recall(found: np.ndarray, truth: np.ndarray, own: np.ndarray, k: int) -> float:
+    hits = []
+    for row, key in enumerate(own):
+        want = [t for t in truth[row] if t != key][:k]
+        got = [f for f in found[row] if f != key][:k]
+        hits.append(len(set(want) & set(got)) / max(1, len(want)))
+    return float(np.mean(hits))
+
+
+def _padded(vectors: np.ndarray, width: int) -> np.ndarray:
+    """Vectors with zero columns up to ``width`` (an odd dimension's PQ needs an even one)."""
+    vectors = np.ascontiguousarray(vectors, np.float32)
+    if vectors.shape[1] == width:
+        return vectors
+    return np.ascontiguousarray(np.pad(vectors, ((0, 0), (0, width - vectors.shape[1]))))

@@ -1,0 +1,110 @@
+"""The ivfpq kind: IVF fast-scan codes in memory, full vectors memory-mapped for re-ranking,
+removals removed, nprobe and re-rank depth tuned to a recall target and kept in index.json."""
+
+from __future__ import annotations
+
+import json
+
+import faiss
+import numpy as np
+import pytest
+
+from fglab.index.refined import RefinedIVF, SpilledRows, VectorStore, tune
+from fglab.index.store import EmbeddingIndex, IndexSettings, Item
+
+
+def _clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, dim))
+    x = centres[rng.integers(0, 20, n)] + 0.3 * rng.standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _items(n: int, start: int = 0) -> list[Item]:
+    return [Item(f"img-{i}", "image", str(i)) for i in range(start, start + n)]
+
+
+def _recall(index: EmbeddingIndex, x: np.ndarray, queries: np.ndarray, k: int = 10) -> float:
+    truth = faiss.knn(queries, x, k, metric=faiss.METRIC_INNER_PRODUCT)[1]
+    found = index.search(queries, "image", k)
+    return float(np.mean([len({int(i.pair_id) for i, _ in hits} & set(t.tolist())) / k
+                          for hits, t in zip(found, truth, strict=True)]))
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    x = _clustered(6000)
+    index = EmbeddingIndex(32, IndexSettings(kind="ivfpq", recall_target=0.95))
+    index.add(_items(6000), x)
+    index.save(tmp_path / "index")
+    return tmp_path / "index", x
+
+
+def test_saved_files_tuning_and_recall(saved):
+    path, x = saved
+    listing = json.loads((path / "index.json").read_text())
+    tuning = listing["modalities"]["image"]["tuning"]
+    assert tuning["reached"] and tuning["recall_at_10"] >= 0.95 and tuning["items"] == 6000
+    assert {"image.faiss", "image.vectors.npy", "image.keys.npy"} <= set(listing["files"])
+    loaded = EmbeddingIndex.load(path)
+    refined = loaded.modalities["image"].faiss_index
+    assert isinstance(refined.store.parts[0][1], np.memmap)  # mapped, not read into memory
+    assert refined.nprobe == tuning["nprobe"] and refined.k_factor == tuning["k_factor"]
+    assert _recall(loaded, x, x[:200] + 0.01) >= 0.9
+
+
+def test_removals_are_removed_and_survive_a_commit(saved):
+    path, x = saved
+    index = EmbeddingIndex.load(path, vectors=False)
+    index.remove([f"img-{i}" for i in range(0, 6000, 10)])  # 10%
+    index.save_changes(path)
+    loaded = EmbeddingIndex.load(path)
+    assert loaded.modalities["image"].faiss_index.ntotal == 5400
+    hits = loaded.search(x[:50], "image", 10)
+    assert all(int(item.pair_id) % 10 for row in hits for item, _ in row)
+    assert [row[0][0].id for row in hits[1:10]] == [f"img-{i}" for i in range(1, 10)]
+
+
+def test_added_items_are_found_after_a_commit_and_a_reload(saved):
+    path, _ = saved
+    extra = _clustered(50, seed=5)
+    index = EmbeddingIndex.load(path, vectors=False)
+    index.add(_items(50, start=6000), extra)
+    index.save_changes(path)
+    loaded = EmbeddingIndex.load(path)
+    assert [row[0][0].id for row in loaded.search(extra[:5], "image", 1)] == [
+        f"img-{i}" for i in range(6000, 6005)]
+    loaded.save(path)  # a full rewrite keeps the tuning of about the same size
+    assert json.loads((path / "index.json").read_text())["modalities"]["image"]["tuning"]
+
+
+def test_an_odd_dimension_is_padded_for_the_codes():
+    x = _clustered(3000, dim=33)
+    index = EmbeddingIndex(33, IndexSettings(kind="ivfpq"))
+    index.add(_items(3000), x)
+    assert tune(index.modalities["image"].faiss_index, 0.95)["reached"]
+    assert _recall(index, x, x[:200] + 0.01) >= 0.9
+
+
+def test_the_store_spills_to_disk_and_reads_every_part(monkeypatch, tmp_path):
+    import fglab.index.refined as refined
+
+    monkeypatch.setattr(refined, "SPILL_BYTES", 4 * 8 * 100)  # 100 rows of 8-d
+    store = VectorStore(8, spill_dir=str(tmp_path))
+    rows = np.arange(8 * 450, dtype=np.float32).reshape(450, 8)
+    for start in range(0, 450, 50):
+        store.append(np.arange(start, start + 50) * 3, rows[start : start + 50])
+    assert len(store.parts) == 4 and isinstance(store.parts[0][1], SpilledRows)
+    np.testing.assert_array_equal(store.get(np.array([3 * 449, 0, 7, 3 * 120])),
+                                  np.vstack([rows[449], rows[0], np.zeros(8), rows[120]]))
+    store.save(tmp_path, "x")
+    again = VectorStore.load(tmp_path, "x", 8)
+    np.testing.assert_array_equal(again.get(np.arange(450) * 3), rows)
+
+
+def test_tuning_reports_an_unreachable_target():
+    x = _clustered(2000)
+    index = RefinedIVF.trained(32, x)
+    index.add_with_ids(x, np.arange(2000))
+    result = tune(index, target=1.01)
+    assert not result["reached"] and index.nprobe == index.ivf.nlist
