@@ -28,9 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--kind",
         choices=KINDS,
         default="auto",
-        help="flat = exact; ivf/hnsw = approximate by structure in the data; pq = 4-bit "
-        "product codes scanned in full, best candidates re-ranked exactly; auto (default) = "
-        "flat below 200k items per modality, else pq",
+        help="flat = exact; ivfpq = 4-bit codes of the nearest inverted lists, the best "
+        "candidates re-ranked with full vectors read from disk, tuned to recall@10 0.95; pq = "
+        "4-bit codes scanned in full; ivf/hnsw = approximate by structure in the data; auto "
+        "(default) = flat below 200k items per modality, else ivfpq",
     )
     cluster.index_arguments(index, shards=True)
     index.set_defaults(func=build)
