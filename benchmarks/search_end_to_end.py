@@ -28,7 +28,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -145,7 +144,17 @@ def build_index_file(vectors_path: str, folder: str, run: str, report: str, data
         "kind": index.kinds["image"], "build_s": built,
         "save_s": time.perf_counter() - started - built,
         "tuning": getattr(modality, "tuning", None),
+        "build_peak_rss_gib": peak_rss_gib(),
     }))
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory (VmHWM: its own, from exec on; ``ru_maxrss``
+    would also carry the parent's at the fork, which maps the 10 GB of vectors it wrote)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
 
 
 def rows_of(path: Path) -> SpilledRows:
@@ -170,9 +179,7 @@ def build(n: int, args, folder: Path, data: str) -> dict:
     child.join()
     if child.exitcode != 0:
         raise RuntimeError(f"the build of {n:,} items failed (exit {child.exitcode})")
-    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-    return {**json.loads(report.read_text()), "generate_s": generated,
-            "build_peak_rss_gib": peak_gib}
+    return {**json.loads(report.read_text()), "generate_s": generated}
 
 
 # -- the server ------------------------------------------------------------------------------

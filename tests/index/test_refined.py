@@ -9,7 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
-from fglab.index.refined import RefinedIVF, SpilledRows, VectorStore, tune
+from fglab.index.refined import MappedRows, RefinedIVF, SpilledRows, VectorStore, tune
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 
 
@@ -48,7 +48,7 @@ def test_saved_files_tuning_and_recall(saved):
     assert {"image.faiss", "image.vectors.npy", "image.keys.npy"} <= set(listing["files"])
     loaded = EmbeddingIndex.load(path)
     refined = loaded.modalities["image"].faiss_index
-    assert isinstance(refined.store.parts[0][1], SpilledRows)  # read by row, not loaded
+    assert isinstance(refined.store.parts[0][1], MappedRows)  # mapped rows, not loaded
     assert refined.nprobe == tuning["nprobe"] and refined.k_factor == tuning["k_factor"]
     assert _recall(loaded, x, x[:200] + 0.01) >= 0.9
 
