@@ -123,7 +123,7 @@ def write_vectors(path: Path, n: int, data: str, seed: int) -> None:
 
 
 def build_index_file(vectors_path: str, folder: str, run: str, report: str, data: str,
-                     seed: int) -> None:
+                     seed: int, kind: str = "auto") -> None:
     """In a child process (its peak RSS is the build's): add the vectors chunk by chunk (the
     quantizers train on the first chunk), save (ivfpq tunes its search there)."""
     x = rows_of(Path(vectors_path))  # read by position: mapped pages would count as RSS
@@ -131,7 +131,7 @@ def build_index_file(vectors_path: str, folder: str, run: str, report: str, data
     pipeline = synthetic_pipeline(Path(run), data, seed)  # seeded: the same in every process
     info = {"collection": "synthetic", "collection_root": folder}
     started = time.perf_counter()
-    index = EmbeddingIndex(DIM, IndexSettings(nlist=default_nlist(n)), info)
+    index = EmbeddingIndex(DIM, IndexSettings(kind=kind, nlist=default_nlist(n)), info)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         items = [Item(f"img-{i}", "image", str(i), CATEGORIES[i % 10], f"item {i}",
@@ -173,7 +173,8 @@ def build(n: int, args, folder: Path, data: str) -> dict:
     report = folder / "build.json"
     child = multiprocessing.get_context("spawn").Process(
         target=build_index_file,
-        args=(str(vectors_path), str(folder), str(args.run), str(report), data, args.seed),
+        args=(str(vectors_path), str(folder), str(args.run), str(report), data, args.seed,
+              args.kind),
     )
     child.start()
     child.join()
@@ -499,6 +500,8 @@ def main() -> None:
     parser.add_argument("--remove-fraction", type=float, default=0.0,
                         help="at the largest size, remove this fraction and time again")
     parser.add_argument("--no-index-add", action="store_true")
+    parser.add_argument("--kind", default="auto", help="index kind (default auto); e.g. pq to "
+                        "measure the earlier default beside it")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
     parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
