@@ -80,7 +80,8 @@ def main() -> None:
     rows, _ = read_rows(pipeline, collection, [args.split])
     images = [r for r in rows if r.kind == "image-file"]
     node = {"num_cpus": 2, "object_store_memory": 128 * 1024**2}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    # the dashboard serves the state API that says where replicas run (``replica_nodes``)
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": True})
     cluster.add_node(**node)
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     results: dict = {"cpus": os.cpu_count(), "split": args.split, "embedding": {}}

@@ -15,6 +15,15 @@ def actor_pool_batches(
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # fglab shows its own
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
+    yield from actor_pool_map(dataset, actor, args, batch, workers)
+
+
+def actor_pool_map(dataset, actor: type, args: tuple, batch: int, workers: int) -> Iterator[dict]:
+    """A Ray Data ``dataset`` mapped in batches of ``batch`` by ``workers`` actors of one CPU
+    each (``actor(*args)``); the NumPy batches as they finish, in any order."""
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
     mapped = dataset.map_batches(
         actor,
         fn_constructor_args=args,

@@ -1,6 +1,6 @@
-"""The Ray adapter of :class:`fglab.ingest.backend.Backend`: Ray Data embeds, Ray tasks
-fill shards, Ray Serve serves them (:mod:`fglab.cluster.serve`). :func:`connect` joins a
-cluster.
+"""The Ray adapter of :class:`fglab.ingest.backend.Backend`: Ray Data embeds (and, for a
+sharded build, its workers stage the vectors in the shared build folder), Ray tasks write the
+shards, Ray Serve serves them (:mod:`fglab.cluster.serve`). :func:`connect` joins a cluster.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.cluster.embed import ray_embed
+from fglab.cluster.embed import ray_embed, ray_embed_staged
 from fglab.ingest.backend import Backend
 
 logger = logging.getLogger(__name__)
@@ -52,15 +52,18 @@ class RayBackend(Backend):
         workers = self.workers or max(1, self.cpus())
         return ray_embed(pipeline, rows, workers, progress, self.cache_dir)
 
+    def embed_staged(self, pipeline, blocks, staging, batch, progress=None):
+        workers = self.workers or max(1, self.cpus())
+        return ray_embed_staged(pipeline, blocks, staging, batch, workers, progress,
+                                self.cache_dir)
+
     def map(self, fn, tasks, what="tasks"):
         import ray
 
         remote = ray.remote(num_cpus=1)(fn)
         pending = [remote.remote(task) for task in tasks]
-        results = []
-        for ref in tqdm(pending, desc=what, unit="task", leave=False):
-            results.append(ray.get(ref))
-        return results
+        with tqdm(pending, desc=what, unit="task", leave=False) as bar:
+            return [ray.get(ref) for ref in bar]
 
     def serve_shards(self, index_dir, listing, replicas):
         from fglab.cluster.serve import deploy_shards

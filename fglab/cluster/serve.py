@@ -3,9 +3,12 @@ nodes; this process routes each query to every shard and merges their top k.
 
 Each replica reads its shard's faiss files from the index directory (at the same path on every
 node: a shared file system), after checking them against the listing's SHA-256. Serve checks
-replicas' health and restarts the ones that die; the router retries a shard on another replica
-when one dies under a query. The HTTP side stays :func:`fglab.service.app.create_app` over a
-:class:`fglab.retriever.Retriever` whose index searches through :class:`RemoteShard` parts.
+replicas' health and restarts the ones that die; the router asks a shard again when its replica
+dies under a query, and a shard that has no live replica for :data:`DEADLINE_S` is an outage
+(:class:`fglab.retriever.ShardUnavailableError`: HTTP 503 with ``Retry-After``). The HTTP side
+stays :func:`fglab.service.app.create_app` over a :class:`fglab.retriever.Retriever` whose
+index searches through :class:`RemoteShard` parts. Only Ray's public API is used (the
+placement of replicas comes from its state API, :func:`replica_actors`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ from fglab.integrity import check_files
 
 logger = logging.getLogger(__name__)
 
-#: How often and for how long a query tries a shard whose replica died under it.
-ATTEMPTS = 8
+#: How long a query waits for one shard, over all its tries, before that shard counts as
+#: down (:class:`fglab.retriever.ShardUnavailableError`, HTTP 503): long enough to ride out a
+#: replica that Serve restarts, short enough for a client to try again later.
+DEADLINE_S = 10.0
+#: Pause before the n-th retry: n x this.
 RETRY_PAUSE_S = 0.25
-TIMEOUT_S = 30.0
+#: The Serve deployment of each shard's application.
+DEPLOYMENT = "shard"
 
 
 class ShardReplica:
@@ -80,25 +87,30 @@ class RemoteShard:
         return lambda: self._wait(response, queries, k)
 
     def _wait(self, response, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The shard's answer; a replica that dies or does not answer is asked again (Serve
+        routes to a live one) until :data:`DEADLINE_S`, then the shard counts as down."""
         from ray.exceptions import RayError, RayTaskError
 
-        from fglab.retriever import UnavailableError
+        from fglab.retriever import ShardUnavailableError
 
-        problem = None
-        for attempt in range(ATTEMPTS):
+        deadline = time.monotonic() + DEADLINE_S
+        problem: BaseException | None = None
+        tries = 0
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                return response.result(timeout_s=TIMEOUT_S)
+                return response.result(timeout_s=left)
             except RayTaskError:
                 raise  # the search itself failed: no other replica would do better
             except (RayError, TimeoutError) as error:  # the replica died or did not answer
-                problem = error
-                logger.warning("shard %d: replica lost (%s); trying again", self.number,
+                problem, tries = error, tries + 1
+                response.cancel()  # a request still queued for a replica is dropped
+                logger.warning("shard %d: no answer (%s); trying again", self.number,
                                type(error).__name__)
-                time.sleep(RETRY_PAUSE_S * (attempt + 1))
+                time.sleep(max(0.0, min(RETRY_PAUSE_S * tries, deadline - time.monotonic())))
                 response = self.handle.search.remote(queries, self.modality, k)
-        raise UnavailableError(
-            f"shard {self.number} did not answer after {ATTEMPTS} tries "
-            f"({type(problem).__name__}); the cluster has lost every replica of it"
+        raise ShardUnavailableError(
+            f"shard {self.number} did not answer within {DEADLINE_S:g} s ({tries} tries, "
+            f"{type(problem).__name__}): it has no live replica now; try again shortly"
         )
 
 
@@ -120,7 +132,7 @@ def deploy_shards(
     serve.start(proxy_location="Disabled")  # HTTP is fglab's own server, not Serve's proxy
     deployment = serve.deployment(
         ShardReplica,
-        name="shard",
+        name=DEPLOYMENT,
         num_replicas=replicas,
         max_replicas_per_node=1,
         ray_actor_options={"num_cpus": cpus_per_replica},
@@ -148,24 +160,36 @@ def undeploy(names: list[str]) -> None:
     from ray import serve
 
     for name in names:
-        serve.delete(name, _blocking=True)
+        serve.delete(name)  # waits until the application is gone
+
+
+def replica_actors(name: str) -> list:
+    """The live replica actors of one application (:class:`ray.util.state.common.ActorState`:
+    ``name``, ``ray_namespace``, ``node_id``, ...), from Ray's public state API. Serve names
+    a replica's actor class ``ServeReplica:<application>:<deployment>``. The state API is
+    served by the head's dashboard (``ray start --head`` starts it)."""
+    from ray.util.state import list_actors
+    from ray.util.state.exception import ServerUnavailable
+
+    try:
+        return list_actors(
+            filters=[("class_name", "=", f"ServeReplica:{name}:{DEPLOYMENT}"),
+                     ("state", "=", "ALIVE")],
+            limit=10_000,
+            raise_on_missing_output=False,
+        )
+    except ServerUnavailable as error:
+        raise RuntimeError(
+            "where replicas run comes from Ray's state API, which the head node's dashboard "
+            "serves: start the head with it (`ray start --head` does, unless "
+            "--include-dashboard=false)"
+        ) from error
 
 
 def replica_nodes(names: list[str]) -> dict[str, list[str]]:
-    """The node of each running replica, per application (from Serve's controller)."""
-    from ray.serve.context import _get_global_client
-
-    details = _get_global_client().get_serve_details()
-    nodes = {}
-    for name in names:
-        app = details["applications"].get(name, {})
-        nodes[name] = [
-            replica["node_id"]
-            for deployment in app.get("deployments", {}).values()
-            for replica in deployment.get("replicas", [])
-            if replica.get("state") == "RUNNING"
-        ]
-    return nodes
+    """The node of each running replica, per application: of each replica actor that is
+    alive (which includes one Serve has just started and that is still loading its shard)."""
+    return {name: [actor.node_id for actor in replica_actors(name)] for name in names}
 
 
 def open_cluster_retriever(index_dir: Path, backend, replicas: int, load_pipeline=None, **kwargs):

@@ -8,16 +8,20 @@
 
 An item goes to shard ``crc32(id) % N``; keys are global and handed out in the order the
 embedded path uses, so a sharded index holds the same keys and vectors as an unsharded one
-built from the same collection. A kind that trains (ivf, pq) is trained once on all vectors
-of a modality and each shard starts from a copy of that trained, empty index. A query asks
-every shard for its top k and :func:`merge_top_k` keeps the best k (ties: lower key first);
-with an exact kind that is exactly the top k of one flat index over all items.
+built from the same collection. A kind that trains (ivf, pq) is trained once per modality, on
+all its vectors or a random sample of at most :data:`TRAIN_SAMPLE`, and each shard starts from
+a copy of that trained, empty index. A query asks every shard for its top k and
+:func:`merge_top_k` keeps the best k (ties: lower key first); with an exact kind that is
+exactly the top k of one flat index over all items.
 
-This module is the format only (NumPy, faiss, Arrow): :func:`write_sharded` writes one,
-:func:`load_sharded` reads one (called by :func:`fglab.index.disk.load`), and
-:func:`add_to_sharded` rewrites the shards that receive items and links the others into a new
-directory, published atomically. Embedding a collection into one is :mod:`fglab.ingest`'s
-job; serving shards on a cluster is :mod:`fglab.cluster`'s.
+This module is the format only (NumPy, faiss, Arrow). Writing is staged (see "writing" below):
+whoever embeds stages each batch's vectors as part files in the build folder
+(:func:`write_parts`), and one task per shard writes that shard's files
+(:func:`write_staged_shard`), so the process that drives a build never holds the vectors;
+:func:`write_staged` finishes a new index, :func:`add_staged` an index with items added (the
+shards that receive items rewritten, the others linked). :func:`load_sharded` reads one
+(called by :func:`fglab.index.disk.load`). Embedding a collection into one is
+:mod:`fglab.ingest`'s job; serving shards on a cluster is :mod:`fglab.cluster`'s.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -38,14 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from fglab.index.atomic import (
-    LISTING,
-    MODEL_DIR,
-    IncompleteIndexError,
-    atomic_directory,
-    write_listing,
-)
-from fglab.index.items import SCHEMA, Item, ItemTable
+from fglab.index.atomic import LISTING, MODEL_DIR, IncompleteIndexError, commit_listing
+from fglab.index.items import ITEM_FIELDS, SCHEMA, Item, ItemTable
 from fglab.index.state import IndexState
 from fglab.index.vectors import (
     IndexSettings,
@@ -54,6 +53,7 @@ from fglab.index.vectors import (
     read_faiss,
     write_faiss,
 )
+from fglab.integrity import file_entry
 
 SHARDS = "shards"
 EMBEDDINGS = "embeddings.parquet"
@@ -63,8 +63,9 @@ MapTasks = Callable[[Callable, list, str], list]
 
 
 def map_here(fn: Callable, tasks: list, what: str = "tasks") -> list:
-    """:data:`MapTasks` in this process, with a progress bar."""
-    return [fn(task) for task in tqdm(tasks, desc=what, unit="task", leave=False)]
+    """:data:`MapTasks` in this process, with a progress bar (closed before an error leaves)."""
+    with tqdm(tasks, desc=what, unit="task", leave=False) as bar:
+        return [fn(task) for task in bar]
 
 
 def shard_of(item_id: str, shards: int) -> int:
@@ -150,13 +151,133 @@ class ShardedVectors:
         raise ValueError("items cannot be removed from a sharded index; build it again")
 
 
-# -- writing ---------------------------------------------------------------------------------
+# -- writing: staged by the workers, so the caller never holds the vectors -------------------
+#
+# A build (or an add) happens in an atomic build folder ``tmp`` (on the file system every node
+# shares). Whoever embeds writes each batch's vectors to part files under ``tmp/.staging``: one
+# per shard the batch touches (``NNN/<batch>.npz``), plus the rows drawn for training
+# (``sample/<batch>.npz``). The caller then stages each shard's item metadata (keys, ids, ...)
+# and has one task per shard (:func:`write_staged_shard`, on a worker with Ray) gather that
+# shard's vectors from its parts and write its Parquet and faiss files, returning only counts
+# and the files' sizes and SHA-256. A kind that trains gets a bounded sample, gathered by one
+# task per modality (:func:`train_staged`). The staging folder is removed before the listing.
+
+STAGING = ".staging"
+SAMPLE = "sample"
+#: At most this many vectors of a modality train its index (ivf, pq, ...), drawn at random.
+TRAIN_SAMPLE = 100_000
+#: Kinds that need no training vectors.
+UNTRAINED = ("flat", "hnsw")
 
 
-def _table(keys: np.ndarray, items: list[Item], vectors: np.ndarray) -> pa.Table:
-    dim = vectors.shape[1] if vectors.ndim == 2 else 0
-    rows = [{"key": int(k), **asdict(item)} for k, item in zip(keys, items, strict=True)]
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+@dataclass
+class ShardPlan:
+    """What the caller knows of the rows it embeds: each row's item, modality, shard and
+    whether its vector is in the training sample; once embedded, ``dim`` and ``keep`` (False: a
+    row dropped, e.g. a manifest image that could not be read)."""
+
+    items: list[Item]
+    modality: np.ndarray
+    shard: np.ndarray
+    sample: np.ndarray
+    dim: int | None = None
+    keep: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, items: list[Item], shards: int, settings: IndexSettings,
+           trained: Iterable[str] | None = None) -> ShardPlan:
+        """Plan ``items`` over ``shards``; only modalities in ``trained`` (default: all) may
+        draw a training sample."""
+        modality = np.asarray([item.modality for item in items], dtype=str)
+        shard = np.fromiter((shard_of(item.id, shards) for item in items), np.int32, len(items))
+        return cls(items, modality, shard, training_sample(modality, settings, trained))
+
+    @property
+    def kept(self) -> np.ndarray:
+        return np.flatnonzero(self.keep)
+
+
+def training_sample(modality: np.ndarray, settings: IndexSettings,
+                    trained: Iterable[str] | None = None, limit: int = TRAIN_SAMPLE,
+                    seed: int = 0) -> np.ndarray:
+    """Which rows' vectors train their modality's index: none for a kind that does not train,
+    else every row, or ``limit`` drawn at random. Drawn before embedding: a row that is then
+    dropped only makes the sample smaller, and a kind resolved from fewer kept rows is never
+    one that trains where this one does not."""
+    chosen = np.zeros(len(modality), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for name in np.unique(modality):
+        rows = np.flatnonzero(modality == name)
+        if (trained is not None and name not in trained) \
+                or settings.resolved_kind(len(rows)) in UNTRAINED:
+            continue
+        chosen[rows if len(rows) <= limit else rng.choice(rows, limit, replace=False)] = True
+    return chosen
+
+
+def write_parts(staging: Path, rows: np.ndarray, vectors: np.ndarray, shards: np.ndarray,
+                sample: np.ndarray) -> None:
+    """Stage one embedded batch: a part file per shard it touches, one of its sampled rows.
+    Each is written under a temporary name, then renamed (a killed worker leaves no part); a
+    batch embedded twice (a retried task) gets new names and its rows are read once."""
+    rows, vectors = np.asarray(rows, np.int64), np.asarray(vectors, np.float32)
+    shards, sample = np.asarray(shards), np.asarray(sample, dtype=bool)
+    name = f"{uuid.uuid4().hex}.npz"
+    groups = [(f"{int(n):03d}", shards == n) for n in np.unique(shards)] + [(SAMPLE, sample)]
+    for folder, chosen in groups:
+        if chosen.any():
+            path = Path(staging) / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial")
+            with open(partial, "wb") as handle:
+                np.savez(handle, rows=rows[chosen], vectors=vectors[chosen])
+            os.replace(partial, path)
+
+
+def gather_rows(folder: Path, wanted: np.ndarray, dim: int) -> np.ndarray:
+    """The vectors of the ``wanted`` rows (ascending) from the part files in ``folder``."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    out = np.zeros((len(wanted), dim), dtype=np.float32)
+    found = np.zeros(len(wanted), dtype=bool)
+    for path in sorted(Path(folder).glob("*.npz")) if len(wanted) else []:
+        with np.load(path, allow_pickle=False) as part:
+            rows, vectors = part["rows"], part["vectors"]
+        at = np.minimum(np.searchsorted(wanted, rows), len(wanted) - 1)
+        hit = wanted[at] == rows
+        out[at[hit]] = vectors[hit]
+        found[at[hit]] = True
+    if not found.all():
+        raise IncompleteIndexError(
+            f"{folder}: the vectors of {int((~found).sum())} rows were not staged (first: row "
+            f"{int(wanted[~found][0])}); build the index again"
+        )
+    return out
+
+
+def _items_file(staging: Path, number: int) -> Path:
+    return staging / f"items-{number:03d}.parquet"
+
+
+def stage_items(staging: Path, plan: ShardPlan, keys: np.ndarray, shards: Iterable[int],
+                chunk: int = 65_536) -> None:
+    """Stage the kept items of each of ``shards`` (the kept rows get ``keys``, in row order):
+    their metadata and row numbers, for :func:`write_staged_shard`; written ``chunk`` rows at
+    a time, so that only one chunk's columns are built here at once."""
+    kept = plan.kept
+    schema = SCHEMA.append(pa.field("row", pa.int64()))
+    for number in shards:
+        chosen = np.flatnonzero(plan.shard[kept] == number)
+        with pq.ParquetWriter(_items_file(staging, number), schema) as writer:
+            for start in range(0, max(len(chosen), 1), chunk):
+                part = chosen[start : start + chunk]
+                items = [plan.items[i] for i in kept[part]]
+                columns = [keys[part], *([getattr(i, f) for i in items] for f in ITEM_FIELDS),
+                           kept[part]]
+                writer.write_table(pa.table(columns, schema=schema))
+    pa.default_memory_pool().release_unused()
+
+
+def _with_vectors(table: pa.Table, vectors: np.ndarray, dim: int) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel(), pa.float32())
     return table.append_column("vector", pa.FixedSizeListArray.from_arrays(flat, dim))
 
@@ -172,44 +293,73 @@ def read_shard_table(path: Path) -> tuple[pa.Table, np.ndarray]:
     return table.drop_columns(["vector"]).cast(SCHEMA), vectors.astype(np.float32, copy=False)
 
 
-def fill_shard(task: tuple) -> bytes:
-    """(empty index as bytes, keys, vectors) -> the filled index as bytes (runs on a worker)."""
-    empty, keys, vectors = task
-    index = faiss.deserialize_index(np.frombuffer(empty, dtype=np.uint8).copy())
-    if len(keys):
-        index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(keys, np.int64))
-    return faiss.serialize_index(index).tobytes()
+def write_staged_shard(task: tuple) -> dict:
+    """``(tmp, number, dim, start, old)`` -> shard ``number`` written in ``tmp`` (runs on a
+    worker): its staged items with their vectors gathered from the parts, after the rows of
+    ``old`` (its folder in the index added to) where given; a faiss index per modality of
+    ``start`` (serialized empty indexes; None: ``old``'s own, emptied). Returns its item
+    counts and its files' sizes and SHA-256."""
+    tmp, number, dim, start, old = task
+    tmp, staging = Path(tmp), Path(tmp) / STAGING
+    table = pq.read_table(_items_file(staging, number))
+    vectors = gather_rows(staging / f"{number:03d}", table.column("row").to_numpy(), dim)
+    items = table.drop_columns(["row"]).cast(SCHEMA)
+    if old is not None:
+        old_items, old_vectors = read_shard_table(Path(old) / EMBEDDINGS)
+        items, vectors = pa.concat_tables([old_items, items]), np.vstack([old_vectors, vectors])
+        start = {m: b if b is not None else _read_blank(Path(old) / f"{m}.faiss")
+                 for m, b in start.items()}
+    folder = tmp / shard_dir(number)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(_with_vectors(items, vectors, dim), folder / EMBEDDINGS, compression="zstd")
+    keys = items.column("key").to_numpy().astype(np.int64)
+    modality = np.asarray(items.column("modality").to_pylist(), dtype=str)
+    for name, blank in start.items():
+        index = faiss.deserialize_index(np.frombuffer(blank, dtype=np.uint8).copy())
+        chosen = modality == name
+        if chosen.any() and chosen.all():  # one modality (e.g. texts only): no copy
+            index.add_with_ids(vectors, keys)
+        elif chosen.any():
+            index.add_with_ids(np.ascontiguousarray(vectors[chosen]), keys[chosen])
+        write_faiss(index, folder / f"{name}.faiss")
+    files = {f"{shard_dir(number)}/{p.name}": file_entry(p) for p in sorted(folder.iterdir())}
+    return {"number": number, "items": _counts(modality), "files": files}
 
 
-def _empty_indexes(dim: int, settings: IndexSettings, kinds: dict[str, str],
-                   vectors: dict[str, np.ndarray]) -> dict[str, bytes]:
-    """Per modality, an empty faiss index of its kind, trained once on all its vectors."""
-    return {
-        m: faiss.serialize_index(make_faiss_index(dim, kind, settings, vectors[m])).tobytes()
-        for m, kind in kinds.items()
-    }
+def train_staged(task: tuple) -> bytes:
+    """``(tmp, dim, kind, settings, rows, count)`` -> an empty faiss index of ``kind`` trained
+    on the staged sample's ``rows`` (runs on a worker), serialized. An IVF's list count follows
+    the modality's ``count`` items, as far as the sample can train it."""
+    tmp, dim, kind, settings, rows, count = task
+    sample = gather_rows(Path(tmp) / STAGING / SAMPLE, rows, dim)
+    if kind == "ivf" and settings.nlist is None and len(rows) < count:
+        nlist = max(1, min(int(4 * np.sqrt(count)), len(rows) // 39))
+        settings = replace(settings, nlist=nlist)
+    return faiss.serialize_index(make_faiss_index(dim, kind, settings, sample)).tobytes()
 
 
-def _write_shards(
-    tmp: Path,
-    parts: dict[int, tuple[np.ndarray, list[Item], np.ndarray]],
-    empty: dict[str, bytes],
-    map_tasks: MapTasks,
-) -> None:
-    """Write each shard of ``parts`` (keys, items, vectors): its Parquet and faiss files, the
-    faiss indexes filled by ``map_tasks`` (in this process or on a cluster's workers)."""
-    tasks, names = [], []
-    for number, (keys, items, vectors) in sorted(parts.items()):
-        folder = tmp / shard_dir(number)
-        folder.mkdir(parents=True)
-        pq.write_table(_table(keys, items, vectors), folder / EMBEDDINGS, compression="zstd")
-        modality = np.asarray([item.modality for item in items])
-        for name, blank in empty.items():
-            chosen = modality == name
-            tasks.append((blank, keys[chosen], vectors[chosen]))
-            names.append(folder / f"{name}.faiss")
-    for path, data in zip(names, map_tasks(fill_shard, tasks, "faiss shards"), strict=True):
-        write_faiss(faiss.deserialize_index(np.frombuffer(data, np.uint8).copy()), path)
+def _start_indexes(tmp: Path, plan: ShardPlan, settings: IndexSettings, kinds: dict[str, str],
+                   counts: dict[str, int], map_tasks: MapTasks) -> dict[str, bytes]:
+    """Per modality of ``kinds``, an empty index of its kind (trained where it trains)."""
+    kept, start, tasks = plan.kept, {}, []
+    for modality, kind in kinds.items():
+        if kind in UNTRAINED:
+            empty = make_faiss_index(plan.dim, kind, settings, np.zeros((0, plan.dim), np.float32))
+            start[modality] = faiss.serialize_index(empty).tobytes()
+            continue
+        rows = kept[plan.sample[kept] & (plan.modality[kept] == modality)]
+        tasks.append((modality, (str(tmp), plan.dim, kind, settings, rows, counts[modality])))
+    trained = map_tasks(train_staged, [task for _, task in tasks], "training") if tasks else []
+    start.update((modality, blank) for (modality, _), blank in zip(tasks, trained, strict=True))
+    return {modality: start[modality] for modality in kinds}
+
+
+def _counts(modality: np.ndarray) -> dict[str, int]:
+    """Items per modality, in the order the modalities first occur."""
+    if not len(modality):
+        return {}
+    names, first, counts = np.unique(modality, return_index=True, return_counts=True)
+    return {str(names[i]): int(counts[i]) for i in np.argsort(first)}
 
 
 def _listing(dim, next_key, settings, kinds, info, counts: dict[int, dict[str, int]]) -> dict:
@@ -230,94 +380,72 @@ def _listing(dim, next_key, settings, kinds, info, counts: dict[int, dict[str, i
     }
 
 
-def _split(keys: np.ndarray, items: list[Item], vectors: np.ndarray, shards: int) -> dict:
-    numbers = np.asarray([shard_of(item.id, shards) for item in items], dtype=np.int64)
-    parts = {}
-    for number in range(shards):
-        chosen = np.flatnonzero(numbers == number)
-        parts[number] = (keys[chosen], [items[i] for i in chosen], vectors[chosen])
-    return parts
+def _publish_listing(tmp: Path, listing: dict, known: dict[str, dict]) -> None:
+    """Write ``index.json`` as :func:`write_listing` does, taking the entries of files the
+    workers wrote as they reported them (where the size agrees) and hashing the rest here."""
+    shutil.rmtree(tmp / STAGING, ignore_errors=True)
+    files = {}
+    for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        name = path.relative_to(tmp).as_posix()
+        entry = known.get(name)
+        if name != LISTING:
+            same = entry is not None and entry["bytes"] == path.stat().st_size
+            files[name] = entry if same else file_entry(path)
+    commit_listing(tmp, {**listing, "files": files})
 
 
-def _counts(items: list[Item]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.modality] = counts.get(item.modality, 0) + 1
-    return counts
-
-
-def write_sharded(
-    out: Path,
-    items: list[Item],
-    vectors: np.ndarray,
-    shards: int,
-    info: dict,
-    settings: IndexSettings | None = None,
-    map_tasks: MapTasks = map_here,
-    write_extra: Callable[[Path], None] | None = None,
-) -> dict[str, int]:
-    """Write ``items`` with their ``vectors`` as a sharded index directory at ``out``,
-    atomically (keys 0..n-1 in the given order); ``write_extra(tmp)`` adds files (the model).
-    Returns the item counts per modality."""
-    if shards < 1:
-        raise ValueError(f"--shards must be at least 1, got {shards}")
-    settings = settings or IndexSettings()
-    keys = np.arange(len(items), dtype=np.int64)
-    counts = _counts(items)
-    by_modality = {m: vectors[[i.modality == m for i in items]] for m in counts}
+def write_staged(tmp: Path, plan: ShardPlan, shards: int, settings: IndexSettings, info: dict,
+                 map_tasks: MapTasks = map_here) -> dict[str, int]:
+    """Write a sharded index in the build folder ``tmp`` from the staged vectors of ``plan``'s
+    rows (keys 0..n-1 for the kept rows, in row order). Returns the item counts per modality."""
+    kept = plan.kept
+    keys = np.arange(len(kept), dtype=np.int64)
+    counts = _counts(plan.modality[kept])
     kinds = {m: settings.resolved_kind(n) for m, n in counts.items()}
-    parts = _split(keys, items, vectors, shards)
-    empty = _empty_indexes(vectors.shape[1], settings, kinds, by_modality)
-    with atomic_directory(Path(out)) as tmp:
-        if write_extra is not None:
-            write_extra(tmp)
-        _write_shards(tmp, parts, empty, map_tasks)
-        counts_by_shard = {n: _counts(p[1]) for n, p in parts.items()}
-        write_listing(tmp, _listing(vectors.shape[1], len(items), settings, kinds, info,
-                                    counts_by_shard))
+    start = _start_indexes(tmp, plan, settings, kinds, counts, map_tasks)
+    stage_items(tmp / STAGING, plan, keys, range(shards))
+    tasks = [(str(tmp), number, plan.dim, start, None) for number in range(shards)]
+    written = map_tasks(write_staged_shard, tasks, "shards")
+    by_shard = {result["number"]: result["items"] for result in written}
+    _publish_listing(tmp, _listing(plan.dim, len(kept), settings, kinds, info, by_shard),
+                     {name: e for result in written for name, e in result["files"].items()})
     return counts
 
 
-def add_to_sharded(
-    current: IndexState, items: list[Item], vectors: np.ndarray,
-    map_tasks: MapTasks = map_here,
-) -> dict[str, int]:
-    """Add ``items`` to the sharded index ``current`` was loaded from: shards that receive
-    items are rewritten, the others linked; the new directory replaces the old one
-    atomically. Returns the added item counts per modality."""
-    index_dir = current.origin.path
-    listing = current.origin.listing
-    present = current.items.keys_of_ids([item.id for item in items])
-    if present:
-        raise ValueError(f"item id {next(iter(present))!r} is already in the index")
-    shards = len(listing["shards"])
-    keys = np.arange(current.next_key, current.next_key + len(items), dtype=np.int64)
-    kinds = dict(current.kinds)
-    new_counts = _counts(items)
-    fresh = {m: current.settings.resolved_kind(n) for m, n in new_counts.items() if m not in kinds}
-    kinds.update(fresh)
-    parts = {n: p for n, p in _split(keys, items, vectors, shards).items() if p[1]}
+def add_staged(current: IndexState, tmp: Path, plan: ShardPlan,
+               map_tasks: MapTasks = map_here) -> dict[str, int]:
+    """Write in the build folder ``tmp`` the sharded index ``current`` was loaded from plus
+    ``plan``'s kept rows (staged): shards that receive items are rewritten by ``map_tasks``,
+    the others linked. Returns the added item counts per modality."""
+    index_dir, listing = current.origin.path, current.origin.listing
+    if plan.dim != current.dim:
+        raise ValueError(f"the new items' vectors have {plan.dim} dimensions, the index's "
+                         f"{current.dim}")
+    kept = plan.kept
+    keys = np.arange(current.next_key, current.next_key + len(kept), dtype=np.int64)
+    added = _counts(plan.modality[kept])
+    fresh = {m: current.settings.resolved_kind(n) for m, n in added.items()
+             if m not in current.kinds}
+    kinds = {**current.kinds, **fresh}
+    empty = _start_indexes(tmp, plan, current.settings, fresh, added, map_tasks)
+    receiving = sorted({int(n) for n in plan.shard[kept]})
+    stage_items(tmp / STAGING, plan, keys, receiving)
+    shutil.copytree(index_dir / MODEL_DIR, tmp / MODEL_DIR, copy_function=_link)
     counts = {n: dict(s["items"]) for n, s in enumerate(listing["shards"])}
-    empty = {}
-    if fresh:  # a modality new to the index: every shard gets an index of it
-        by_modality = {m: vectors[[i.modality == m for i in items]] for m in fresh}
-        empty = _empty_indexes(current.dim, current.settings, fresh, by_modality)
-    with atomic_directory(index_dir) as tmp:
-        shutil.copytree(index_dir / MODEL_DIR, tmp / MODEL_DIR, copy_function=_link)
-        for number in range(shards):
-            if number not in parts:
-                _link_shard(index_dir, tmp, number, empty)
-                continue
-            _rewrite_shard(current, tmp, number, parts[number], empty, map_tasks)
-            for modality, count in _counts(parts[number][1]).items():
-                counts[number][modality] = counts[number].get(modality, 0) + count
-        next_key = int(keys[-1]) + 1 if len(keys) else current.next_key
-        write_listing(tmp, {
-            **_listing(current.dim, next_key, current.settings, kinds, dict(current.info),
-                       counts),
-            "generation": listing.get("generation", 1) + 1,
-        })
-    return new_counts
+    for number in set(counts) - set(receiving):
+        _link_shard(index_dir, tmp, number, empty)
+    start = {**dict.fromkeys(current.kinds), **empty}
+    tasks = [(str(tmp), n, plan.dim, start, str(index_dir / shard_dir(n))) for n in receiving]
+    written = map_tasks(write_staged_shard, tasks, "shards")
+    counts.update((result["number"], result["items"]) for result in written)
+    known = {**listing.get("files", {}),
+             **{name: e for result in written for name, e in result["files"].items()}}
+    next_key = int(keys[-1]) + 1 if len(keys) else current.next_key
+    _publish_listing(tmp, {
+        **_listing(current.dim, next_key, current.settings, kinds, dict(current.info), counts),
+        "generation": listing.get("generation", 1) + 1,
+    }, known)
+    return added
 
 
 def _link_shard(index_dir: Path, tmp: Path, number: int, empty: dict[str, bytes]) -> None:
@@ -327,23 +455,6 @@ def _link_shard(index_dir: Path, tmp: Path, number: int, empty: dict[str, bytes]
     for name, blank in empty.items():
         index = faiss.deserialize_index(np.frombuffer(blank, np.uint8).copy())
         write_faiss(index, folder / f"{name}.faiss")
-
-
-def _rewrite_shard(current: IndexState, tmp: Path, number: int, part: tuple,
-                   empty: dict[str, bytes], map_tasks: MapTasks) -> None:
-    """A shard that receives items: its old rows plus the new ones, indexes refilled."""
-    old_dir = current.origin.path / shard_dir(number)
-    old_table, old_vectors = read_shard_table(old_dir / EMBEDDINGS)
-    new_keys, new_items, new_vectors = part
-    old_items = ItemTable(old_table)
-    merged = (
-        np.concatenate([old_items.keys, new_keys]),
-        [*old_items, *new_items],
-        np.vstack([old_vectors, new_vectors]) if len(old_vectors) else new_vectors,
-    )
-    start = {m: _read_blank(old_dir / f"{m}.faiss") for m in current.kinds}
-    start.update(empty)
-    _write_shards(tmp, {number: merged}, start, map_tasks)
 
 
 def _read_blank(path: Path) -> bytes:

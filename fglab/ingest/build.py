@@ -2,23 +2,28 @@
 
 :func:`read_rows` gives a collection's rows, a :class:`Backend` embeds them (in this process
 or on a cluster), and the vectors go to one :class:`EmbeddingIndex` (:func:`build_index`) or
-to a sharded directory (:func:`build_sharded`, :func:`add_to_sharded_index`).
+to a sharded directory (:func:`build_sharded`, :func:`add_to_sharded_index`). A sharded
+directory is written without the vectors passing through this process: the backend stages
+them in the build folder and tasks on the backend write each shard
+(:mod:`fglab.index.shards`); only the items' metadata, counts and checksums come back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from fglab.data.problems import printable
 from fglab.features.image_files import ImageFeaturizer
-from fglab.index.atomic import MODEL_DIR
-from fglab.index.shards import add_to_sharded, write_sharded
+from fglab.index.atomic import MODEL_DIR, atomic_directory
+from fglab.index.shards import STAGING, ShardPlan, add_staged, write_staged
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 from fglab.ingest.backend import Backend, LocalBackend, Progress
+from fglab.ingest.embedder import BATCH
 from fglab.ingest.reader import (
     Row,
     collection_name,
@@ -28,6 +33,11 @@ from fglab.ingest.reader import (
 )
 
 logger = logging.getLogger(__name__)
+#: Rows per embedding batch (one staged part per shard) and at most per Ray Data block when no
+#: row is an image file: texts embed fast, so larger batches mean fewer, larger parts; a
+#: smaller collection still comes in about 16 blocks, for the workers to share.
+TEXT_BATCH = 1024
+TEXT_BLOCK = 8 * TEXT_BATCH
 
 
 def embed_rows(
@@ -47,6 +57,15 @@ def embed_rows(
         errors.update({int(n): e for n, e in zip(numbers, failed, strict=True) if e})
     if vectors is None:
         raise ValueError("nothing to index")
+    keep, skipped = kept_rows(rows, errors)
+    items = [row.item for row, kept in zip(rows, keep, strict=True) if kept]
+    return items, vectors[keep], skipped
+
+
+def kept_rows(rows: list[Row], errors: dict[int, str]) -> tuple[np.ndarray, list[str]]:
+    """Which rows stay after embedding, and what was skipped: a row whose input failed is
+    dropped where its collection skips failures (manifest images), else kept as embedded from
+    zero features; both with a warning."""
     keep = np.ones(len(rows), dtype=bool)
     skipped = []
     for number, reason in sorted(errors.items()):
@@ -58,8 +77,7 @@ def embed_rows(
         else:
             logger.warning("%s: %s (embedded from zero features)", printable(row.where, None),
                            printable(reason, None))
-    items = [row.item for row, kept in zip(rows, keep, strict=True) if kept]
-    return items, vectors[keep], skipped
+    return keep, skipped
 
 
 def _embedded(backend: Backend, pipeline, collection, split_names: list[str],
@@ -129,6 +147,40 @@ def _modality_changes(items: list[Item]) -> list[int]:
     return [i for i in range(1, len(items)) if items[i].modality != items[i - 1].modality]
 
 
+def _wire_blocks(rows: list[Row], plan: ShardPlan, size: int) -> Iterator[pa.Table]:
+    """The rows as Arrow blocks of ``size`` (row numbers ascending): their wire columns plus
+    each row's shard and whether it is in the training sample."""
+    for start in range(0, len(rows), size):
+        part, end = rows[start : start + size], min(start + size, len(rows))
+        yield pa.table({
+            "row": pa.array(np.arange(start, end), pa.int64()),
+            "kind": pa.array([r.kind for r in part], pa.string()),
+            "value": pa.array([r.value for r in part], pa.string()),
+            "features": pa.array([r.features for r in part], pa.list_(pa.float64())),
+            "shard": pa.array(plan.shard[start:end], pa.int32()),
+            "sample": pa.array(plan.sample[start:end], pa.bool_()),
+        })
+
+
+def embed_staged(backend: Backend, pipeline, rows: list[Row], plan: ShardPlan, tmp: Path,
+                 progress: Progress | None = None) -> list[str]:
+    """Embed ``rows`` on ``backend``, their vectors staged in the build folder ``tmp`` (never
+    brought here); sets ``plan.dim`` and ``plan.keep``. Returns what was skipped."""
+    images = any(row.kind == "image-file" for row in rows)
+    text_block = min(TEXT_BLOCK, max(TEXT_BATCH, -(-len(rows) // 16)))
+    batch, block = (BATCH, BATCH) if images else (TEXT_BATCH, text_block)
+    errors: dict[int, str] = {}
+    blocks = _wire_blocks(rows, plan, block)
+    for numbers, failed, dim in backend.embed_staged(pipeline, blocks, tmp / STAGING, batch,
+                                                      progress):
+        plan.dim = dim
+        errors.update({int(n): e for n, e in zip(numbers, failed, strict=True) if e})
+    if plan.dim is None:
+        raise ValueError("nothing to index")
+    plan.keep, skipped = kept_rows(rows, errors)
+    return skipped
+
+
 def build_sharded(
     backend: Backend,
     pipeline,
@@ -141,16 +193,24 @@ def build_sharded(
     run_dir: Path | None = None,
 ) -> tuple[dict[str, int], list[str]]:
     """Embed a collection on ``backend`` and write a sharded index at ``out`` (atomically,
-    with the pipeline under ``model/``). Returns the item counts per modality and the
-    skipped items."""
+    with the pipeline under ``model/``): the backend's workers stage the vectors and write the
+    shards, this process holds only the items' metadata. Returns the item counts per modality
+    and the skipped items."""
     if shards < 1:
         raise ValueError(f"--shards must be at least 1, got {shards}")
-    split_names = list(split_names)
-    items, vectors, skipped = _embedded(backend, pipeline, collection, split_names, progress)
-    counts = write_sharded(
-        Path(out), items, vectors, shards, index_info(pipeline, collection, split_names, run_dir),
-        settings, backend.map, write_extra=lambda tmp: pipeline.save(tmp / MODEL_DIR),
-    )
+    split_names, settings = list(split_names), settings or IndexSettings()
+    name = collection_name(collection)
+    rows, skipped = read_rows(pipeline, collection, split_names)
+    if not rows:
+        raise ValueError(f"{name}: nothing to index")
+    info = index_info(pipeline, collection, split_names, run_dir)
+    plan = ShardPlan.of([row.item for row in rows], shards, settings)
+    with atomic_directory(Path(out)) as tmp:
+        pipeline.save(tmp / MODEL_DIR)
+        skipped += embed_staged(backend, pipeline, rows, plan, tmp, progress)
+        if not plan.keep.any():
+            raise ValueError(f"{name}: nothing to index")
+        counts = write_staged(tmp, plan, shards, settings, info, backend.map)
     return counts, skipped
 
 
@@ -158,8 +218,9 @@ def add_to_sharded_index(
     backend: Backend, index_dir: Path, collection, split_names: Iterable[str] = ("test",),
     progress: Progress | None = None,
 ) -> tuple[dict[str, int], list[str]]:
-    """Embed a collection with the index's own model and add it to a sharded index. Returns
-    the added item counts per modality and the skipped items."""
+    """Embed a collection with the index's own model and add it to a sharded index, staged as
+    :func:`build_sharded` stages. Returns the added item counts per modality and the skipped
+    items."""
     from fglab.pipeline import RetrievalPipeline
 
     current = EmbeddingIndex.load(Path(index_dir), vectors=False)  # verifies every file
@@ -169,5 +230,12 @@ def add_to_sharded_index(
     present = current.items.keys_of_ids([row.item.id for row in rows])
     if present:  # refused before any embedding work
         raise ValueError(f"item id {next(iter(present))!r} is already in the index")
-    items, vectors, failed = embed_rows(backend, pipeline, rows, progress)
-    return add_to_sharded(current, items, vectors, backend.map), skipped + failed
+    if not rows:
+        raise ValueError("nothing to index")
+    shards = len(current.origin.listing["shards"])
+    new = {row.item.modality for row in rows} - set(current.kinds)
+    plan = ShardPlan.of([row.item for row in rows], shards, current.settings, trained=new)
+    with atomic_directory(current.origin.path) as tmp:
+        skipped += embed_staged(backend, pipeline, rows, plan, tmp, progress)
+        counts = add_staged(current, tmp, plan, backend.map)
+    return counts, skipped

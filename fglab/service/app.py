@@ -2,11 +2,12 @@
 
 Handlers only translate HTTP to retriever calls and back; the checks on queries, ``k``,
 uploads and ids live in the retriever, whose errors become JSON ``{"error": {code, message}}``
-with a 4xx status, and the OpenAPI document states each of them. Routes: ``GET /health``,
-``POST /search/text``, ``POST /search/image``, ``GET /items/{id}``, ``GET /images/{id}``, the
-OpenAPI document at ``/openapi.json`` and the web page at ``/`` (no ``/docs``: Swagger UI
-would load from a CDN). Middlewares (:mod:`fglab.service.limits`,
-:mod:`fglab.service.headers`) bound bodies and uploads, check ``Host`` and add headers.
+with a 4xx status (503 with ``Retry-After`` for a shard that is down), and the OpenAPI
+document states each of them. Routes: ``GET /health``, ``POST /search/text``,
+``POST /search/image``, ``GET /items/{id}``, ``GET /images/{id}``, the OpenAPI document at
+``/openapi.json`` and the web page at ``/`` (no ``/docs``: Swagger UI would load from a CDN).
+Middlewares (:mod:`fglab.service.limits`, :mod:`fglab.service.headers`) bound bodies and
+uploads, check ``Host`` and add headers.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the handlers' annotations, and the
@@ -34,6 +35,7 @@ from fglab.retriever import (
     QueryTooLargeError,
     Retriever,
     SearchError,
+    ShardUnavailableError,
     UnreadableImageError,
 )
 from fglab.service.headers import SecurityHeaders, allowed_hosts
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = FilePath(__file__).parent / "static"
 STATUS = {
+    ShardUnavailableError: 503,  # before any class it derives from: the first match wins
     InvalidQueryError: 400,
     ItemNotFoundError: 404,
     QueryTooLargeError: 413,
@@ -65,8 +68,17 @@ STATUS = {
     UnreadableImageError: 422,
 }
 ERRORS = {status: {"model": ErrorOut} for status in (400, 404, 413, 415, 422)}
-#: Statuses a search can also get from the middlewares: a body too slow, too many uploads.
-SEARCH_ERRORS = {**ERRORS, **{status: {"model": ErrorOut} for status in (408, 503)}}
+#: Seconds a client should wait before asking again after a 503 for a shard that is down.
+RETRY_AFTER_S = 2
+UNAVAILABLE = {
+    "model": ErrorOut,
+    "description": "Try again later: too many image searches at once (`busy`), or a shard of "
+    "a cluster-served index has no replica that answers (`shard_unavailable`)",
+    "headers": {"Retry-After": {"description": "seconds to wait before trying again",
+                                "schema": {"type": "integer"}}},
+}
+#: Statuses a search can also get: a body too slow (408); too many uploads or a shard down (503).
+SEARCH_ERRORS = {**ERRORS, 408: {"model": ErrorOut}, 503: UNAVAILABLE}
 ITEM_ID_PATH = Path(description="an item id", json_schema_extra={"pattern": ITEM_ID.pattern})
 #: What an upload may be; the server reads the content, not the part's declared type.
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp", "image/tiff")
@@ -126,6 +138,21 @@ def _response(kind: str, target: str, k: int, started: float, hits: list[Hit],
                           hits=[_hit_out(h) for h in hits], note=note)
 
 
+def _item_out(retriever: Retriever, found) -> ItemOut:
+    other = ("txt-" if found.modality == "image" else "img-") + found.pair_id
+    return ItemOut(
+        id=found.id,
+        modality=found.modality,
+        pair_id=found.pair_id,
+        category=found.category,
+        title=found.title,
+        text=found.text,
+        source=found.source,
+        image_url=f"/images/{found.id}" if retriever.image_file(found) else None,
+        paired_item_url=f"/items/{other}" if other in retriever.index else None,
+    )
+
+
 def _add_routes(app: FastAPI, retriever: Retriever) -> None:
     limits = retriever.limits
     TextQuery = text_query_model(limits.max_query_chars, limits.max_k)  # noqa: N806
@@ -171,20 +198,7 @@ def _add_routes(app: FastAPI, retriever: Retriever) -> None:
 
     @app.get("/items/{item_id}", response_model=ItemOut, responses=ERRORS)
     def item(item_id: str = ITEM_ID_PATH) -> ItemOut:
-        found = retriever.item(item_id)
-        other = ("txt-" if found.modality == "image" else "img-") + found.pair_id
-        has_other = other in retriever.index
-        return ItemOut(
-            id=found.id,
-            modality=found.modality,
-            pair_id=found.pair_id,
-            category=found.category,
-            title=found.title,
-            text=found.text,
-            source=found.source,
-            image_url=f"/images/{found.id}" if retriever.image_file(found) else None,
-            paired_item_url=f"/items/{other}" if has_other else None,
-        )
+        return _item_out(retriever, retriever.item(item_id))
 
     @app.get("/images/{item_id}", responses={200: {"content": {"image/jpeg": {}}}, **ERRORS})
     def image(item_id: str = ITEM_ID_PATH) -> Response:
@@ -221,7 +235,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SearchError)
     async def search_error(_: Request, error: SearchError) -> JSONResponse:
         status = next((s for cls, s in STATUS.items() if isinstance(error, cls)), 400)
-        return _error(status, error.code, str(error))
+        retry = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return _error(status, error.code, str(error), retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:

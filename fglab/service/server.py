@@ -49,7 +49,7 @@ def timed_protocol(
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._arm()
-            self._make_room()
+            make_room(self, max_per_client, max_connections)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -82,33 +82,37 @@ def timed_protocol(
             if not self._in_request() and not self.transport.is_closing():
                 self.transport.close()
 
-        def _make_room(self) -> None:
-            others = [c for c in self.connections if c is not self]
-            if max_per_client is not None:
-                host = self.client[0] if self.client else None
-                same = [c for c in others if (c.client[0] if c.client else None) == host]
-                excess = len(same) + 1 - max_per_client
-                if excess > 0 and self._close_idle(same, excess) < excess:
-                    self.transport.write(BUSY_RESPONSE)
-                    self.transport.close()
-                    self.connections.discard(self)
-                    return
-            if max_connections is not None:  # uvicorn's 503 starts at max_connections open
-                excess = len(self.connections) + 1 - max_connections
-                if excess > 0:
-                    self._close_idle(others, excess)
-
-        def _close_idle(self, candidates: list, count: int) -> int:
-            """Close up to ``count`` of ``candidates`` idle longest; how many were closed."""
-            idle = sorted((c for c in candidates if not c._in_request()),
-                          key=lambda c: c._idle_since)[:count]
-            for connection in idle:
-                connection._disarm()
-                connection.transport.close()
-                self.connections.discard(connection)
-            return len(idle)
-
     return TimedH11Protocol
+
+
+def make_room(new, max_per_client: int | None, max_connections: int | None) -> None:
+    """Close idle connections for the ``new`` one (module docstring); a 503 to ``new`` when
+    its address holds ``max_per_client`` connections and none of them is idle."""
+    others = [c for c in new.connections if c is not new]
+    if max_per_client is not None:
+        host = new.client[0] if new.client else None
+        same = [c for c in others if (c.client[0] if c.client else None) == host]
+        excess = len(same) + 1 - max_per_client
+        if excess > 0 and _close_idle(new.connections, same, excess) < excess:
+            new.transport.write(BUSY_RESPONSE)
+            new.transport.close()
+            new.connections.discard(new)
+            return
+    if max_connections is not None:  # uvicorn's 503 starts at max_connections open
+        excess = len(new.connections) + 1 - max_connections
+        if excess > 0:
+            _close_idle(new.connections, others, excess)
+
+
+def _close_idle(connections: set, candidates: list, count: int) -> int:
+    """Close up to ``count`` of ``candidates`` idle longest; how many were closed."""
+    idle = sorted((c for c in candidates if not c._in_request()),
+                  key=lambda c: c._idle_since)[:count]
+    for connection in idle:
+        connection._disarm()
+        connection.transport.close()
+        connections.discard(connection)
+    return len(idle)
 
 
 def server_config(app, host: str, port: int, service: ServiceLimits, **kwargs) -> uvicorn.Config:

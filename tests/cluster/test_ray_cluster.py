@@ -1,12 +1,16 @@
 """A two-node Ray cluster on loopback: distributed embedding, sharded and replicated serving.
 
 Trains a small chinese-news run (sm), indexes its test split through Ray Data on two workers
-(the CLI, two shards), serves the shards with two replicas each, then removes a node.
+(the CLI, two shards), serves the shards with two replicas each, takes one shard down (503,
+then Serve restarts it), adds to a sharded index on the cluster, then removes a node. The head
+runs Ray's dashboard: the state API that says where replicas run is served by it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +22,16 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from fglab.cli import main  # noqa: E402
 from fglab.cluster.backend import RayBackend  # noqa: E402
-from fglab.cluster.serve import open_cluster_retriever, replica_nodes  # noqa: E402
+from fglab.cluster.serve import (  # noqa: E402
+    open_cluster_retriever,
+    replica_actors,
+    replica_nodes,
+)
+from fglab.data.collection import load_collection  # noqa: E402
 from fglab.index.shards import read_shard_table  # noqa: E402
 from fglab.index.store import EmbeddingIndex, IndexSettings  # noqa: E402
-from fglab.ingest.build import build_index, build_sharded  # noqa: E402
+from fglab.ingest.backend import LocalBackend  # noqa: E402
+from fglab.ingest.build import add_to_sharded_index, build_index, build_sharded  # noqa: E402
 from fglab.pipeline import RetrievalPipeline  # noqa: E402
 from fglab.retriever import Retriever  # noqa: E402
 from fglab.service import create_app  # noqa: E402
@@ -37,7 +47,7 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else it advertises the host's IP
-    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": False})
+    cluster = Cluster(initialize_head=True, head_node_args={**NODE, "include_dashboard": True})
     worker = cluster.add_node(**NODE)
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     try:
@@ -156,6 +166,60 @@ def test_distributed_embedding_matches_the_embedded_path(cluster, run, chinese_n
         mine = np.vstack([vectors[i] for i in reference.by_id if i.startswith(prefix)])
         theirs = reference.modalities[modality].faiss_index.reconstruct_batch(np.asarray(keys))
         assert np.allclose(mine, theirs, atol=1e-5, rtol=1e-4), modality
+
+
+def _wait_for(check, timeout_s: float = 60.0, what: str = "the cluster"):
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"{what} did not recover within {timeout_s:g} s"
+        time.sleep(1.0)
+    return result
+
+
+def test_a_shard_with_no_live_replica_is_a_503_until_serve_restarts_it(served, monkeypatch):
+    """Both replicas of shard 0 killed: 503 with Retry-After, then answers again."""
+    retriever, backend = served
+    monkeypatch.setattr("fglab.cluster.serve.DEADLINE_S", 0.5)  # report the outage at once
+    client = TestClient(create_app(retriever), base_url="http://localhost",
+                        raise_server_exceptions=False)
+    body = {"query": QUERIES[0], "k": 5, "target": "image"}
+    assert client.post("/search/text", json=body).status_code == 200
+    app = backend.apps[0]
+    for actor in replica_actors(app):
+        ray.kill(ray.get_actor(actor.name, namespace=actor.ray_namespace), no_restart=True)
+
+    def unavailable():  # a query may still reach a replica before its kill lands
+        answer = client.post("/search/text", json=body)
+        return answer if answer.status_code == 503 else None
+
+    down = _wait_for(unavailable, 20, "a 503")
+    assert down.headers["retry-after"] == "2", down.headers
+    assert down.json()["error"]["code"] == "shard_unavailable"
+    assert "shard 0" in down.json()["error"]["message"]
+    _wait_for(lambda: client.post("/search/text", json=body).status_code == 200)
+    _wait_for(lambda: len(replica_nodes([app])[app]) == 2)  # both back, for the tests after
+
+
+def test_index_add_on_the_cluster_writes_what_it_writes_in_process(cluster, tmp_path):
+    """A text manifest built into 2 shards and added to, on the cluster and in process: the
+    same listing and byte-identical shard files (the workers wrote them)."""
+    from tests.index.test_shards import _manifest
+    from tests.test_run_files import small_pipeline
+
+    pipeline, first = small_pipeline(), _manifest(tmp_path / "docs.jsonl", 400)
+    more = _manifest(tmp_path / "more.jsonl", 40, start=1000)
+    listings = []
+    for name, backend in (("local", LocalBackend()),
+                          ("ray", RayBackend(cluster[0].address, workers=2))):
+        out = tmp_path / name
+        build_sharded(backend, pipeline, load_collection(f"manifest:{first}"), out, 2,
+                      settings=IndexSettings(kind="flat"))
+        add_to_sharded_index(backend, out, load_collection(f"manifest:{more}"))
+        listing = json.loads((out / "index.json").read_text())
+        listing["files"] = {k: v for k, v in listing["files"].items() if k.startswith("shards/")}
+        listings.append(listing)
+    assert listings[0] == listings[1] and listings[0]["next_key"] == 440
+    assert EmbeddingIndex.load(tmp_path / "ray").count("text") == 440
 
 
 def test_queries_stay_exact_after_a_node_is_removed(cluster, served, flat):

@@ -109,3 +109,82 @@ def test_ray_without_the_extra_is_one_line(run, collection, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and 'pip install -e ".[cluster]"' in err
+
+
+def test_a_skipped_image_gets_the_keys_the_embedded_path_gives(tmp_path):
+    """Manifest images, one unreadable: the sharded build (vectors staged as part files,
+    shards written by tasks) drops it and numbers the rest as one index does."""
+    from tests.index.fakes import FakePipeline, fake_featurizer, write_collection
+
+    def featurizer(paths, view, cache_dir=None, progress=False):  # boats-1 fails to decode
+        rows, failures = fake_featurizer(paths, view)
+        failures.update({i: "truncated" for i, path in enumerate(paths) if "boats-1" in str(path)})
+        return rows, failures
+
+    manifest_path = write_collection(tmp_path / "photos", 3)
+    manifest, pipeline = load_collection(f"manifest:{manifest_path}"), FakePipeline()
+    flat, skipped = build_index(pipeline, manifest, settings=IndexSettings(kind="flat"),
+                                featurizer=featurizer)
+    counts, staged_skipped = build_sharded(LocalBackend(featurizer), pipeline, manifest,
+                                           tmp_path / "sharded", 3,
+                                           settings=IndexSettings(kind="flat"))
+    sharded = EmbeddingIndex.load(tmp_path / "sharded")
+    assert staged_skipped == skipped and len(skipped) == 1
+    assert "boats-1" in skipped[0] and "image unreadable (truncated)" in skipped[0]
+    assert sharded.by_id == flat.by_id and "img-boats-1" not in sharded
+    assert counts == {"text": flat.count("text"), "image": flat.count("image")}
+    assert not (tmp_path / "sharded" / ".staging").exists()
+    query = pipeline.encode_texts(["boats on the sea"])
+    for target in ("image", "text"):  # equal scores (one colour per category) as groups
+        ours, theirs = sharded.search(query, target, 20)[0], flat.search(query, target, 20)[0]
+        assert _by_score(ours) == _by_score(theirs)
+
+
+def test_staged_parts_are_read_once_and_a_missing_row_is_named(tmp_path):
+    from fglab.index.shards import gather_rows, write_parts
+
+    vectors = np.arange(12, dtype=np.float32).reshape(6, 2)
+    rows = np.arange(6)
+    shards, sample = np.array([0, 1, 0, 1, 0, 1]), np.zeros(6, dtype=bool)
+    write_parts(tmp_path, rows, vectors, shards, sample)
+    write_parts(tmp_path, rows[:2], vectors[:2], shards[:2], sample[:2])  # a retried batch
+    assert np.array_equal(gather_rows(tmp_path / "000", np.array([0, 4]), 2), vectors[[0, 4]])
+    assert not list(tmp_path.rglob("*.partial")) and not (tmp_path / "sample").exists()
+    with pytest.raises(IncompleteIndexError, match="first: row 3"):
+        gather_rows(tmp_path / "000", np.array([2, 3]), 2)
+
+
+def test_adding_a_new_modality_gives_every_shard_its_index(tmp_path, monkeypatch):
+    """Texts first, then their images: every shard gets an image index (the receiving ones
+    rewritten by tasks, the others linked), and the whole searches as one index does."""
+    import csv
+
+    from tests.index.fakes import FakePipeline, fake_featurizer, write_collection
+
+    full = write_collection(tmp_path / "photos", 3)
+    with open(full, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    texts, images = tmp_path / "photos" / "texts.csv", tmp_path / "photos" / "images.csv"
+    for path, keep in ((texts, ("id", "text", "label")), (images, ("id", "image_path", "label"))):
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(keep))
+            writer.writeheader()
+            writer.writerows({k: row[k] for k in keep} for row in rows)
+    pipeline, backend = FakePipeline(), LocalBackend(fake_featurizer)
+    build_sharded(backend, pipeline, load_collection(f"manifest:{texts}"), tmp_path / "s", 4)
+    monkeypatch.setattr("fglab.pipeline.RetrievalPipeline.load", FakePipeline.load)
+    from fglab.ingest.build import add_to_sharded_index
+
+    added, _ = add_to_sharded_index(backend, tmp_path / "s", load_collection(f"manifest:{images}"))
+    sharded = EmbeddingIndex.load(tmp_path / "s")
+    assert added == {"image": len(rows)} and sharded.count("image") == len(rows)
+    assert all((folder / "image.faiss").is_file()
+               for folder in (tmp_path / "s" / "shards").iterdir())
+    flat_texts, _ = build_index(pipeline, load_collection(f"manifest:{texts}"),
+                                settings=IndexSettings(kind="flat"), featurizer=fake_featurizer)
+    flat, _ = build_index(pipeline, load_collection(f"manifest:{images}"),
+                          featurizer=fake_featurizer, index=flat_texts)
+    assert sharded.by_id == flat.by_id
+    query = pipeline.encode_texts(["boats on the sea"])
+    assert _by_score(sharded.search(query, "image", len(rows))[0]) == \
+        _by_score(flat.search(query, "image", len(rows))[0])
