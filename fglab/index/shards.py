@@ -209,7 +209,7 @@ def training_sample(modality: np.ndarray, settings: IndexSettings,
     for name in np.unique(modality):
         rows = np.flatnonzero(modality == name)
         if (trained is not None and name not in trained) \
-                or settings.resolved_kind(len(rows)) in UNTRAINED:
+                or settings.resolved_kind(len(rows), sharded=True) in UNTRAINED:
             continue
         chosen[rows if len(rows) <= limit else rng.choice(rows, limit, replace=False)] = True
     return chosen
@@ -401,7 +401,7 @@ def write_staged(tmp: Path, plan: ShardPlan, shards: int, settings: IndexSetting
     kept = plan.kept
     keys = np.arange(len(kept), dtype=np.int64)
     counts = _counts(plan.modality[kept])
-    kinds = {m: settings.resolved_kind(n) for m, n in counts.items()}
+    kinds = {m: settings.resolved_kind(n, sharded=True) for m, n in counts.items()}
     start = _start_indexes(tmp, plan, settings, kinds, counts, map_tasks)
     stage_items(tmp / STAGING, plan, keys, range(shards))
     tasks = [(str(tmp), number, plan.dim, start, None) for number in range(shards)]
@@ -424,7 +424,7 @@ def add_staged(current: IndexState, tmp: Path, plan: ShardPlan,
     kept = plan.kept
     keys = np.arange(current.next_key, current.next_key + len(kept), dtype=np.int64)
     added = _counts(plan.modality[kept])
-    fresh = {m: current.settings.resolved_kind(n) for m, n in added.items()
+    fresh = {m: current.settings.resolved_kind(n, sharded=True) for m, n in added.items()
              if m not in current.kinds}
     kinds = {**current.kinds, **fresh}
     empty = _start_indexes(tmp, plan, current.settings, fresh, added, map_tasks)

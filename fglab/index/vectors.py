@@ -51,12 +51,17 @@ class IndexSettings:
     pq_k_factor: int = 32  # PQ: re-rank this many x k fast-scan candidates exactly
     recall_target: float = 0.95  # ivfpq: nprobe and re-rank depth tuned to this recall@10
 
-    def resolved_kind(self, n: int) -> str:
+    def resolved_kind(self, n: int, sharded: bool = False) -> str:
+        """The kind for ``n`` items of a modality. A sharded index has no ``ivfpq`` yet (its
+        vectors file is not split by shard): auto gives ``pq`` there."""
         if self.kind not in KINDS:
             raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.kind == "auto":
-            return "ivfpq" if n >= AUTO_APPROXIMATE_FROM else "flat"  # from 200k on
-        return self.kind
+        if sharded and self.kind == "ivfpq":
+            raise ValueError("kind ivfpq is not available for a sharded index; use --kind pq, "
+                             "ivf or flat with --shards / --ray")
+        if self.kind == "auto" and n >= AUTO_APPROXIMATE_FROM:  # from 200k on
+            return "pq" if sharded else "ivfpq"
+        return "flat" if self.kind == "auto" else self.kind
 
 
 def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.ndarray):

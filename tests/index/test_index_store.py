@@ -122,3 +122,12 @@ def test_auto_kind_is_ivfpq_from_the_documented_size_on():
     settings = IndexSettings(kind="auto")
     assert settings.resolved_kind(AUTO_APPROXIMATE_FROM - 1) == "flat"
     assert settings.resolved_kind(AUTO_APPROXIMATE_FROM) == "ivfpq"  # README: from 200k
+
+
+def test_a_sharded_index_gets_pq_where_a_single_one_gets_ivfpq():
+    from fglab.index.vectors import AUTO_APPROXIMATE_FROM, IndexSettings
+
+    assert IndexSettings().resolved_kind(AUTO_APPROXIMATE_FROM, sharded=True) == "pq"
+    assert IndexSettings().resolved_kind(10, sharded=True) == "flat"
+    with pytest.raises(ValueError, match="not available for a sharded index"):
+        IndexSettings(kind="ivfpq").resolved_kind(10, sharded=True)
