@@ -44,7 +44,7 @@ from fglab.index.atomic import (
     write_listing,
 )
 from fglab.index.items import ItemTable, read_items, read_items_jsonl, write_items
-from fglab.index.refined import RefinedIVF, tune
+from fglab.index.refined import RefinedIVF, read_npy_rows, tune, write_npy
 from fglab.index.state import Changes, IndexState
 from fglab.index.vectors import IndexSettings, ModalityIndex, read_faiss, write_faiss
 from fglab.index.watch import directory_identity
@@ -59,6 +59,8 @@ REMOVED = "removed.npy"
 MAX_SEGMENTS = 64
 COMPACT_MIN_ROWS = 10_000
 COMPACT_FRACTION = 0.2  # of the base's rows
+#: Rows of a segment's vectors put into faiss at a time when an index loads.
+REPLAY_ROWS = 1 << 18
 #: Reads of a directory that keeps being replaced while it is read, before giving up.
 LOAD_ATTEMPTS = 5
 
@@ -187,11 +189,12 @@ def _replay(index: IndexState, folder: Path, segment: dict, vectors: bool) -> No
             chosen = keys[pc.equal(modality, name).to_numpy(zero_copy_only=False)]
             if len(chosen) != rows:
                 raise ValueError(f"{folder}: {len(chosen)} {name} items, listing says {rows}")
-            if vectors:
-                matrix = np.load(folder / f"{name}.npy", allow_pickle=False)
-                if matrix.shape != (rows, index.dim):
-                    raise ValueError(f"{folder}/{name}.npy has shape {matrix.shape}")
-                index.add_vectors(name, chosen, matrix)
+            if vectors:  # a block at a time: a large segment is never held whole
+                stored = read_npy_rows(folder / f"{name}.npy", rows, index.dim)
+                with stored.handle:
+                    for start in range(0, rows, REPLAY_ROWS):
+                        stop = min(rows, start + REPLAY_ROWS)
+                        index.add_vectors(name, chosen[start:stop], stored.read(start, stop))
         index.items.append_table(part)
     if segment["removed"]:
         index.remove_keys(np.load(folder / REMOVED, allow_pickle=False))
@@ -301,11 +304,9 @@ def _with_vectors(index: IndexState, path: Path) -> IndexState:
     full = load(type(index), path, vectors=True)
     full.kinds.update(index.kinds)
     part = index.items.rows_from(index.changes.start_row)
-    keys = part.column("key").to_numpy()
-    modality = part.column("modality")
-    for name, parts in index.changes.added.items():
-        chosen = keys[pc.equal(modality, name).to_numpy(zero_copy_only=False)]
-        full.add_vectors(name, chosen, np.vstack(parts))
+    for name, store in index.changes.added.items():
+        for keys, rows in store.chunks():
+            full.add_vectors(name, keys, rows)
     full.items.append_table(part)
     if index.changes.removed:
         full.remove_keys(np.asarray(index.changes.removed, dtype=np.int64))
@@ -324,11 +325,12 @@ def _append_segment(index: IndexState, path: Path) -> None:
     tmp.mkdir()
     try:
         changes = index.changes
-        added = {m: np.vstack(parts) for m, parts in changes.added.items()}
+        added = {m: len(store) for m, store in changes.added.items()}
         if added:
             write_items(index.items.rows_from(changes.start_row), tmp / ITEMS)
-        for modality, matrix in added.items():
-            np.save(tmp / f"{modality}.npy", matrix, allow_pickle=False)
+        for modality, store in changes.added.items():
+            write_npy(tmp / f"{modality}.npy", (rows for _, rows in store.chunks()),
+                      len(store), index.dim)
         if changes.removed:
             np.save(tmp / REMOVED, np.asarray(changes.removed, np.int64), allow_pickle=False)
         fsync_tree(tmp)
@@ -339,7 +341,7 @@ def _append_segment(index: IndexState, path: Path) -> None:
     files = {f"{name}/{f.name}": file_entry(f) for f in sorted((path / name).iterdir())}
     segment = {
         "dir": name,
-        "added": {m: len(matrix) for m, matrix in added.items()},
+        "added": added,
         "removed": len(changes.removed),
     }
     info = _listing(index, generation, [*listing.get("segments", []), segment], 0)

@@ -169,18 +169,32 @@ class VectorStore:
         store = cls(dim)
         keys = np.load(folder / f"{name}.keys.npy", allow_pickle=False)
         handle = open(folder / f"{name}.vectors.npy", "rb")  # noqa: SIM115 (the store's life)
-        read = {(1, 0): np.lib.format.read_array_header_1_0,
-                (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(handle))
-        if read is None:
-            handle.close()
-            raise ValueError(f"{folder / name}.vectors.npy is not an .npy file this reads")
-        shape, fortran, dtype = read(handle)
-        if shape != (len(keys), dim) or dtype != np.float32 or fortran:
-            handle.close()
-            raise ValueError(f"{folder / name}.vectors.npy holds {shape} {dtype}; "
-                             f"{len(keys)} rows of {dim} float32 expected")
-        store.parts.append((keys, MappedRows(handle, handle.tell(), len(keys), dim)))
+        offset = npy_rows_offset(handle, len(keys), dim)
+        store.parts.append((keys, MappedRows(handle, offset, len(keys), dim)))
         return store
+
+
+def read_npy_rows(path: Path, count: int, dim: int) -> SpilledRows:
+    """The ``count`` float32 rows of width ``dim`` in the .npy file ``path``, read by position
+    (so reading them all in chunks never holds the file)."""
+    handle = open(path, "rb")  # noqa: SIM115 (closed with the rows' owner)
+    return SpilledRows(handle, npy_rows_offset(handle, count, dim), count, dim)
+
+
+def npy_rows_offset(handle, count: int, dim: int) -> int:
+    """Where the rows start in the open .npy file ``handle``, after checking its header holds
+    ``count`` C-ordered float32 rows of ``dim`` (a ValueError naming the file if not)."""
+    read = {(1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(handle))
+    if read is None:
+        handle.close()
+        raise ValueError(f"{handle.name} is not an .npy file this reads")
+    shape, fortran, dtype = read(handle)
+    if shape != (count, dim) or dtype != np.float32 or fortran:
+        handle.close()
+        raise ValueError(f"{handle.name} holds {shape} {dtype}; {count} rows of {dim} float32 "
+                         "expected")
+    return handle.tell()
 
 
 class RefinedIVF:

@@ -12,23 +12,28 @@ from typing import Protocol
 import numpy as np
 
 from fglab.index.items import Item, ItemTable
+from fglab.index.refined import VectorStore
 from fglab.index.vectors import IndexSettings, ModalityIndex
 
 
 @dataclass
 class Changes:
     """Adds and removals not yet on disk: item rows from ``start_row`` on, their vectors by
-    modality (in key order), and removed keys."""
+    modality (keyed, in key order; spilled to temporary files past a few hundred MB, so a
+    large ``index-add`` holds a bounded part of them), and removed keys."""
 
     start_row: int = 0
-    added: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    added: dict[str, VectorStore] = field(default_factory=dict)
     removed: list[int] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.added or self.removed)
 
+    def add(self, modality: str, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self.added.setdefault(modality, VectorStore(vectors.shape[1])).append(keys, vectors)
+
     def rows(self) -> int:
-        return sum(len(v) for parts in self.added.values() for v in parts) + len(self.removed)
+        return sum(len(store) for store in self.added.values()) + len(self.removed)
 
 
 @dataclass

@@ -70,6 +70,7 @@ class EmbeddingIndex:
         self.modalities: dict[str, ModalityIndex] = dict(modalities or {})
         self.has_vectors = has_vectors
         self.next_key = next_key
+        self.expected: dict[str, int] = {}  # items a streaming build announced per modality
         self.changes = Changes(start_row=len(self.items.table))  # not yet on disk
         self.origin: Origin | None = None  # the directory and listing it was loaded from
 
@@ -96,6 +97,15 @@ class EmbeddingIndex:
     def count(self, modality: str) -> int:
         return self.items.counts.get(modality, 0)
 
+    def expect(self, counts: dict[str, int]) -> None:
+        """Announce ``counts`` items per modality about to be added in several calls: a new
+        modality's kind and IVF lists are then chosen for all of them, not for its first add
+        (which still trains the quantizers, so make it a large one)."""
+        for modality, count in counts.items():
+            self.expected[modality] = self.expected.get(modality, 0) + count
+            if modality not in self.kinds:
+                self.kinds[modality] = self.settings.resolved_kind(self.expected[modality])
+
     def add(self, items: list[Item], embeddings: np.ndarray) -> None:
         """Add items of one modality with their (n, dim) embeddings."""
         if not items:
@@ -116,7 +126,7 @@ class EmbeddingIndex:
         self.add_vectors(modality, keys, vectors)
         self.items.append(keys, items)
         if self.origin is not None:  # a new index is saved whole: no copy of its vectors
-            self.changes.added.setdefault(modality, []).append(vectors)
+            self.changes.add(modality, keys, vectors)
         self.next_key += len(items)
 
     def add_vectors(self, modality: str, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -125,7 +135,8 @@ class EmbeddingIndex:
             return
         if modality not in self.modalities:
             kind = self.kinds[modality]
-            index = make_faiss_index(self.dim, kind, self.settings, vectors)
+            index = make_faiss_index(self.dim, kind, self.settings, vectors,
+                                     self.expected.get(modality))
             self.modalities[modality] = ModalityIndex(index, kind)
         self.modalities[modality].add(vectors, keys)
 

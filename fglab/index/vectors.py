@@ -64,9 +64,12 @@ class IndexSettings:
         return "flat" if self.kind == "auto" else self.kind
 
 
-def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.ndarray):
+def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.ndarray,
+                     total: int | None = None):
     """An empty index of ``kind`` for inner products, keyed by int64 ids (IVF natively, the
-    others through ``IndexIDMap2``); IVF is trained on ``train``."""
+    others through ``IndexIDMap2``); IVF is trained on ``train`` and, unless ``settings``
+    fix it, gets as many lists as ``total`` items call for (default: as many as ``train``)."""
+    total = max(total or 0, len(train))
     if kind == "flat":
         inner = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
@@ -74,7 +77,7 @@ def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.nda
         inner.hnsw.efConstruction = settings.ef_construction
         inner.hnsw.efSearch = settings.ef_search
     elif kind == "ivf":
-        nlist = settings.nlist or max(1, min(int(4 * np.sqrt(len(train))), len(train) // 39))
+        nlist = settings.nlist or max(1, min(int(4 * np.sqrt(total)), len(train) // 39))
         inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         inner.train(np.ascontiguousarray(train, dtype=np.float32))
         inner.nprobe = min(settings.nprobe, nlist)
@@ -83,12 +86,13 @@ def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.nda
     elif kind == "pq":
         inner = make_pq_index(dim, settings.pq_k_factor, train)
     elif kind == "ivfpq":
-        from fglab.index.refined import RefinedIVF
+        from fglab.index.refined import RefinedIVF, default_nlist
 
         if len(train) < PQ_MIN_TRAIN:
             raise ValueError(f"an ivfpq index needs >= {PQ_MIN_TRAIN} vectors to train; got "
                              f"{len(train)} (use kind flat)")
-        return RefinedIVF.trained(dim, np.asarray(train, np.float32), settings.nlist)
+        nlist = settings.nlist or default_nlist(total)
+        return RefinedIVF.trained(dim, np.asarray(train, np.float32), nlist)
     else:
         raise ValueError(f"index kind must be one of {', '.join(KINDS[1:])}, got {kind!r}")
     return faiss.IndexIDMap2(inner)

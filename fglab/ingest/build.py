@@ -11,6 +11,7 @@ them in the build folder and tasks on the backend write each shard
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 #: smaller collection still comes in about 16 blocks, for the workers to share.
 TEXT_BATCH = 1024
 TEXT_BLOCK = 8 * TEXT_BATCH
+#: Rows embedded at a time by :func:`build_index`, and the fewest a modality's first add holds
+#: (it trains an IVF's lists: 262,144 rows suit the 4,096 lists of ten million items).
+ADD_ROWS = 1 << 18
 
 
 def embed_rows(
@@ -80,17 +84,6 @@ def kept_rows(rows: list[Row], errors: dict[int, str]) -> tuple[np.ndarray, list
     return keep, skipped
 
 
-def _embedded(backend: Backend, pipeline, collection, split_names: list[str],
-              progress: Progress | None) -> tuple[list[Item], np.ndarray, list[str]]:
-    rows, skipped = read_rows(pipeline, collection, split_names)
-    if not rows:
-        raise ValueError(f"{collection_name(collection)}: nothing to index")
-    items, vectors, failed = embed_rows(backend, pipeline, rows, progress)
-    if not items:
-        raise ValueError(f"{collection_name(collection)}: nothing to index")
-    return items, vectors, skipped + failed
-
-
 def index_info(pipeline, collection, split_names: list[str], run_dir: Path | None) -> dict:
     """An index's provenance: the collection, its folder and splits, the run."""
     info = {
@@ -126,21 +119,66 @@ def build_index(
     index: EmbeddingIndex | None = None,
     backend: Backend | None = None,
 ) -> tuple[EmbeddingIndex, list[str]]:
-    """Embed a collection and add it to ``index`` (a new one by default). Returns the index
-    and the skipped items' descriptions."""
+    """Embed a collection and add it to ``index`` (a new one by default), a block of rows at a
+    time: the vectors held here stay bounded whatever the collection's size (the index itself
+    spills what it keeps to disk where its kind does, see :mod:`fglab.index.refined`).
+    Returns the index and the skipped items' descriptions."""
     split_names = list(split_names)
     if index is not None:
         check_same_folder(collection, index.info)
     backend = backend or LocalBackend(featurizer)
-    items, vectors, skipped = _embedded(backend, pipeline, collection, split_names, progress)
-    if index is None:
-        index = EmbeddingIndex(vectors.shape[1], settings,
-                               index_info(pipeline, collection, split_names, None))
-    start = 0
-    for end in [*_modality_changes(items), len(items)]:  # one add per run of a modality
-        index.add(items[start:end], vectors[start:end])
-        start = end
-    return index, skipped
+    name = collection_name(collection)
+    rows, skipped = read_rows(pipeline, collection, split_names)
+    if not rows:
+        raise ValueError(f"{name}: nothing to index")
+    adder = _ChunkedAdder(index, settings, index_info(pipeline, collection, split_names, None),
+                          Counter(row.item.modality for row in rows))
+    for start in range(0, len(rows), ADD_ROWS):
+        items, vectors, failed = embed_rows(backend, pipeline, rows[start : start + ADD_ROWS],
+                                            progress)
+        skipped += failed
+        adder.put(items, vectors)
+    if adder.finish() == 0:
+        raise ValueError(f"{name}: nothing to index")
+    return adder.index, skipped
+
+
+class _ChunkedAdder:
+    """Adds embedded items to an index in chunks of at least ``ADD_ROWS`` per modality (the
+    first chunk of a modality trains its quantizers), holding no more than that per modality."""
+
+    def __init__(self, index: EmbeddingIndex | None, settings: IndexSettings | None, info: dict,
+                 counts: Counter):
+        self.index, self.settings, self.info, self.counts = index, settings, info, counts
+        self.pending: dict[str, tuple[list[Item], list[np.ndarray]]] = {}
+        self.added = 0
+
+    def put(self, items: list[Item], vectors: np.ndarray) -> None:
+        if self.index is None and len(items):
+            self.index = EmbeddingIndex(vectors.shape[1], self.settings, self.info)
+        if self.index is not None and self.counts:
+            self.index.expect(dict(self.counts))
+            self.counts = Counter()
+        start = 0
+        for end in [*_modality_changes(items), len(items)]:  # one run of a modality at a time
+            if end > start:
+                held = self.pending.setdefault(items[start].modality, ([], []))
+                held[0].extend(items[start:end])
+                held[1].append(vectors[start:end])
+                if len(held[0]) >= ADD_ROWS:
+                    self._flush(items[start].modality)
+            start = end
+
+    def _flush(self, modality: str) -> None:
+        items, parts = self.pending.pop(modality, ([], []))
+        if items:
+            self.index.add(items, np.vstack(parts))
+            self.added += len(items)
+
+    def finish(self) -> int:
+        for modality in list(self.pending):
+            self._flush(modality)
+        return self.added
 
 
 def _modality_changes(items: list[Item]) -> list[int]:

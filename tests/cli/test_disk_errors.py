@@ -167,6 +167,7 @@ def test_index_add_on_a_full_disk_keeps_the_index(built, capsys, monkeypatch, fa
         raise failure
 
     monkeypatch.setattr(np, "save", save)
+    monkeypatch.setattr("fglab.index.disk.write_npy", save)  # a segment's vectors, in blocks
     assert main(["index-add", str(index), "--dataset", f"manifest:{more_items(built)}"]) == 2
     line = one_line_error(capsys)
     reason = f"{FULL} {FULL_HINT}" if failure.errno else "5000 requested and 4592 written"

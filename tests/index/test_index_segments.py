@@ -206,3 +206,24 @@ def test_a_format_1_index_loads_and_its_first_commit_rewrites_it(tmp_path, monke
     assert not (path / "items.jsonl").exists()
     loaded = EmbeddingIndex.load(path)
     assert loaded.count("image") == 11 and _top(loaded, x[7]) == ["ima-7"]
+
+
+def test_a_large_add_is_spilled_written_and_replayed_in_blocks(tmp_path, monkeypatch):
+    path = tmp_path / "index"
+    _saved(path)
+    monkeypatch.setattr("fglab.index.refined.SPILL_BYTES", 16 * 4 * 10)  # spill every 10 rows
+    monkeypatch.setattr(disk, "REPLAY_ROWS", 7)
+    index = EmbeddingIndex.load(path, vectors=False)
+    new = _vectors(95, seed=9)
+    for start in range(0, 95, 19):
+        index.add(_items(19, start=1000 + start), new[start : start + 19])
+    assert len(index.changes.added["image"].parts) == 5  # each add went to a spill file
+    index.save_changes(path)
+    assert np.array_equal(np.load(path / "segments/000002/image.npy"), new)
+    blocks: list[int] = []
+    add = EmbeddingIndex.add_vectors
+    monkeypatch.setattr(EmbeddingIndex, "add_vectors", lambda self, m, keys, rows: (
+        blocks.append(len(keys)), add(self, m, keys, rows))[1])
+    loaded = EmbeddingIndex.load(path)
+    assert max(blocks) <= 300 and blocks[-14:] == [7] * 13 + [4]  # the segment: 95 in 7s
+    assert _top(loaded, new[42]) == ["ima-1042"]

@@ -66,3 +66,23 @@ def test_eng_wiki_test_split_is_indexed_pair_by_pair(eng_wiki):
     assert item.source == "eng-wiki:test" and item.title == first.titles[0]
     hits = index.search(np.eye(3, dtype=np.float32)[:1], "image", 5)[0]
     assert {h.category for h, _ in hits} <= set(eng_wiki.categories)
+
+
+def test_a_build_adds_a_block_at_a_time_and_sizes_the_index_by_the_whole(eng_wiki, monkeypatch):
+    whole, _ = build_index(FakePipeline(), eng_wiki, ["test"], featurizer=fake_featurizer)
+    monkeypatch.setattr("fglab.ingest.build.ADD_ROWS", 200)
+    monkeypatch.setattr("fglab.index.vectors.AUTO_APPROXIMATE_FROM", 500)  # each add is less
+    adds: list[tuple[str, int]] = []
+    add = EmbeddingIndex.add
+    monkeypatch.setattr(EmbeddingIndex, "add", lambda self, items, vectors: (
+        adds.append((items[0].modality, len(items))), add(self, items, vectors))[1])
+    index, _ = build_index(FakePipeline(), eng_wiki, ["test"], featurizer=fake_featurizer)
+    pairs = len(eng_wiki.test)
+    assert index.kinds == {"image": "ivfpq", "text": "ivfpq"}  # chosen for all 693, not 200
+    assert max(n for _, n in adds) < 2 * 200 and sum(n for _, n in adds) == 2 * pairs
+    firsts = {m: next(n for name, n in adds if name == m) for m in ("image", "text")}
+    assert min(firsts.values()) >= 200  # the first add of each modality trains on >= a block
+    assert sorted(index.by_id) == sorted(whole.by_id)
+    query = FakePipeline().encode_texts(["a football match"])
+    scores = [[s for _, s in found.search(query, "text", 5)[0]] for found in (index, whole)]
+    assert np.allclose(*scores, atol=1e-5)  # the same vectors (ties make ids arbitrary)
