@@ -165,7 +165,7 @@ def rows_of(path: Path) -> SpilledRows:
     return SpilledRows(handle, handle.tell(), shape[0], shape[1])
 
 
-def build(n: int, args, folder: Path, data: str) -> dict:
+def build(n: int, args, folder: Path, data: str, kind: str) -> dict:
     vectors_path = folder / "x.npy"
     started = time.perf_counter()
     write_vectors(vectors_path, n, data, args.seed)
@@ -174,7 +174,7 @@ def build(n: int, args, folder: Path, data: str) -> dict:
     child = multiprocessing.get_context("spawn").Process(
         target=build_index_file,
         args=(str(vectors_path), str(folder), str(args.run), str(report), data, args.seed,
-              args.kind),
+              kind),
     )
     child.start()
     child.join()
@@ -292,10 +292,11 @@ def server_memory(server: subprocess.Popen) -> dict:
     return {"rss_gib": fields.get("VmRSS"), "peak_rss_gib": fields.get("VmHWM")}
 
 
-def run_size(n: int, data: str, pipeline, queries: list[str], args, work: Path) -> dict:
-    folder = work / f"n{n}-{data}"
+def run_size(n: int, data: str, kind: str, pipeline, queries: list[str], args, work: Path
+             ) -> dict:
+    folder = work / f"n{n}-{data}-{kind}"
     folder.mkdir()
-    built = build(n, args, folder, data)
+    built = build(n, args, folder, data, kind)
     path = folder / "index"
     started = time.perf_counter()
     index = EmbeddingIndex.load(path)
@@ -308,7 +309,7 @@ def run_size(n: int, data: str, pipeline, queries: list[str], args, work: Path) 
     set_search_threads(1)  # for the raw faiss searches made from this thread
     vectors = np.ascontiguousarray(retriever.pipeline.encode_texts(queries), dtype=np.float32)
     truth = exact_neighbours(folder / "x.npy", vectors)
-    result = {"n": n, "data": data, **built, "load_s": load_s,
+    result = {"n": n, "data": data, "asked_kind": kind, **built, "load_s": load_s,
               "load_items_only_s": load_items_s}
     server, base, result["server_start_s"] = start_server(path)
     try:
@@ -343,18 +344,8 @@ def path_summaries(measured: dict, truth: np.ndarray) -> dict:
 
 
 def after_removal(path: Path, index, retriever, queries, vectors, truth, args) -> dict:
-    """Remove a fraction of the items (index-remove's path), load again, time the queries
-    in process against the same queries before the removal."""
-    def timed(retriever) -> list[float]:
-        times = []
-        for _ in range(args.rounds):
-            for query in queries:
-                started = time.perf_counter()
-                retriever.search_text(query, K)
-                times.append((time.perf_counter() - started) * 1000)
-        return times
-
-    before = timed(retriever)
+    """Remove a fraction of the items (index-remove's path), load again, and time the queries
+    in process on the index before and after the removal, alternately (the same moments)."""
     n = index.count("image")
     step = max(1, round(1 / args.remove_fraction))
     metadata = EmbeddingIndex.load(path, vectors=False)
@@ -364,7 +355,13 @@ def after_removal(path: Path, index, retriever, queries, vectors, truth, args) -
     remove_s = time.perf_counter() - started
     reloaded = Retriever(retriever.pipeline, EmbeddingIndex.load(path))
     reloaded.limit_threads(1)
-    after = timed(reloaded)
+    before, after = [], []
+    for _ in range(args.rounds):
+        for query in queries:
+            for searcher, times in ((retriever, before), (reloaded, after)):
+                started = time.perf_counter()
+                searcher.search_text(query, K)
+                times.append((time.perf_counter() - started) * 1000)
     return {"removed": len(range(0, n, step)), "remove_s": remove_s,
             "before_p50_ms": float(np.percentile(before, 50)),
             "after_p50_ms": float(np.percentile(after, 50)),
@@ -462,19 +459,21 @@ def print_tables(result: dict) -> None:
             print(f"| {size['n']:,} | {size['data']} | {size['kind']} | {name} | "
                   f"{p['p50_ms']:.2f} | {p['p99_ms']:.2f} | {p['recall_at_10']:.3f} | "
                   f"{p['vs_raw_p50']:.2f}× |")
-    print("\n| items | data | build s | save s | build peak RSS GiB | load s | server RSS GiB "
-          "(peak) | server start s | load average |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| items | data | index | build s | save s | build peak RSS GiB | load s | server "
+          "RSS GiB (peak) | server start s | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for s in result["sizes"]:
         server = s.get("server", {})
-        print(f"| {s['n']:,} | {s['data']} | {s['build_s']:.1f} | {s['save_s']:.1f} | "
+        print(f"| {s['n']:,} | {s['data']} | {s['kind']} | {s['build_s']:.1f} | "
+              f"{s['save_s']:.1f} | "
               f"{s['build_peak_rss_gib']:.2f} | {s['load_s']:.2f} | "
               f"{server.get('rss_gib', 0):.2f} ({server.get('peak_rss_gib', 0):.2f}) | "
               f"{s['server_start_s']:.1f} | {s['load_average_start']} → "
               f"{s['load_average_end']} |")
         if "after_removal" in s:
             r = s["after_removal"]
-            print(f"\nafter removing {r['removed']:,} of {s['n']:,} ({s['data']}): Retriever p50 "
+            print(f"\nafter removing {r['removed']:,} of {s['n']:,} ({s['data']}, {s['kind']}): "
+                  f"Retriever p50 "
                   f"{r['before_p50_ms']:.2f} → {r['after_p50_ms']:.2f} ms ({r['ratio']:.2f}×)")
     for s in result["sizes"]:
         if "index_add" in s:
@@ -500,8 +499,9 @@ def main() -> None:
     parser.add_argument("--remove-fraction", type=float, default=0.0,
                         help="at the largest size, remove this fraction and time again")
     parser.add_argument("--no-index-add", action="store_true")
-    parser.add_argument("--kind", default="auto", help="index kind (default auto); e.g. pq to "
-                        "measure the earlier default beside it")
+    parser.add_argument("--kind", default=["auto"], type=lambda s: s.split(","),
+                        help="comma-separated index kinds (default auto); e.g. auto,pq to "
+                        "measure the earlier default beside it in the same run")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
     parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
@@ -520,9 +520,10 @@ def main() -> None:
                     "rounds": args.rounds, "cpus": os.cpu_count(), "sizes": []}
     with tempfile.TemporaryDirectory(prefix="fglab-e2e-", dir=args.work) as work:
         for n in args.sizes:
-            for data in args.data:
-                print(f"n={n:,} ({data}): building, loading, timing ...", flush=True)
-                result["sizes"].append(run_size(n, data, pipeline, queries, args, Path(work)))
+            for data, kind in ((d, k) for d in args.data for k in args.kind):
+                print(f"n={n:,} ({data}, {kind}): building, loading, timing ...", flush=True)
+                result["sizes"].append(run_size(n, data, kind, pipeline, queries, args,
+                                                Path(work)))
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(result, indent=2))  # each size as it ends
     if not args.no_images:
