@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,6 +20,15 @@ def load_pipeline(run_dir: Path):
     return RetrievalPipeline.load(Path(run_dir))
 
 
+def memory_size(text: str) -> int:
+    """Bytes from ``8G``, ``500M``, ``1.5GB``, ``2048K`` or a plain number of bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.IGNORECASE)
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size such as 8G or 500M")
+    power = " KMGT".index(match.group(2).upper() or " ")
+    return int(float(match.group(1)) * 1024**power)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     index = subparsers.add_parser("index", help="embed a collection with a trained run")
     index.add_argument("run", type=Path, help="a trained run directory (from `fglab train`)")
@@ -31,7 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="flat = exact; ivfpq = 4-bit codes of the nearest inverted lists, the best "
         "candidates re-ranked with full vectors read from disk, tuned to recall@10 0.95; pq = "
         "4-bit codes scanned in full; ivf/hnsw = approximate by structure in the data; auto "
-        "(default) = flat below 200k items per modality, else ivfpq",
+        "(default) = flat below 200k items per modality and within --max-memory, else ivfpq",
+    )
+    index.add_argument(
+        "--max-memory", type=memory_size, default=None, metavar="SIZE",
+        help="memory one modality's searched vectors may take (e.g. 8G, 500M): --kind auto "
+        "picks ivfpq where exact search would not fit, and refuses what even its codes would "
+        "not fit (default: half this machine's memory)",
     )
     cluster.index_arguments(index, shards=True)
     index.set_defaults(func=build)
@@ -107,7 +123,7 @@ def _build(args: argparse.Namespace) -> int:
     backend = cluster.backend_for(args.ray, args.workers)
     pipeline = load_pipeline(args.run)
     collection, splits, bar = _collection(args)
-    settings = IndexSettings(kind=args.kind)
+    settings = IndexSettings(kind=args.kind, max_memory=args.max_memory)
     if args.ray is None and args.shards is None:
         with bar:
             index, skipped = build_index(pipeline, collection, splits, settings,

@@ -104,7 +104,8 @@ class EmbeddingIndex:
         for modality, count in counts.items():
             self.expected[modality] = self.expected.get(modality, 0) + count
             if modality not in self.kinds:
-                self.kinds[modality] = self.settings.resolved_kind(self.expected[modality])
+                self.kinds[modality] = self.settings.resolved_kind(self.expected[modality],
+                                                                   dim=self.dim)
 
     def add(self, items: list[Item], embeddings: np.ndarray) -> None:
         """Add items of one modality with their (n, dim) embeddings."""
@@ -121,7 +122,7 @@ class EmbeddingIndex:
         if present:
             raise ValueError(f"item id {next(iter(present))!r} is already in the index")
         if modality not in self.kinds:
-            self.kinds[modality] = self.settings.resolved_kind(len(items))
+            self.kinds[modality] = self.settings.resolved_kind(len(items), dim=self.dim)
         keys = np.arange(self.next_key, self.next_key + len(items), dtype=np.int64)
         self.add_vectors(modality, keys, vectors)
         self.items.append(keys, items)

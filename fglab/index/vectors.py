@@ -28,6 +28,8 @@ PQ_MIN_TRAIN = 128
 #: codes in memory scanned a few lists at a time, full vectors on disk for the re-ranking,
 #: removals removed (:mod:`fglab.index.refined`; ``benchmarks/search_end_to_end.py``).
 AUTO_APPROXIMATE_FROM = 200_000
+#: The share of the machine's memory ``auto`` lets one modality's searched vectors take.
+MEMORY_FRACTION = 0.5
 #: Errors a faiss write message may end with (its ``strerror``), mapped back to their errno.
 _WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
                  errno.EISDIR, errno.ENOTDIR, errno.ENOENT, errno.EFBIG, errno.EIO)
@@ -50,18 +52,44 @@ class IndexSettings:
     ef_search: int = 128
     pq_k_factor: int = 32  # PQ: re-rank this many x k fast-scan candidates exactly
     recall_target: float = 0.95  # ivfpq: nprobe and re-rank depth tuned to this recall@10
+    #: Bytes a modality's searched vectors may hold in memory, for ``auto``'s choice (default:
+    #: MEMORY_FRACTION of this machine's memory).
+    max_memory: int | None = None
 
-    def resolved_kind(self, n: int, sharded: bool = False) -> str:
-        """The kind for ``n`` items of a modality. A sharded index has no ``ivfpq`` yet (its
-        vectors file is not split by shard): auto gives ``pq`` there."""
+    def memory_budget(self) -> int:
+        return self.max_memory or int(MEMORY_FRACTION * machine_memory())
+
+    def resolved_kind(self, n: int, sharded: bool = False, dim: int = 0) -> str:
+        """The kind for ``n`` items of ``dim`` of a modality. ``auto``: exact search while
+        there are fewer than 200k items and their float32 vectors fit the memory budget, else
+        ``ivfpq`` (a ValueError if even its codes do not fit). A sharded index has no ``ivfpq``
+        yet (its vectors file is not split by shard): auto gives ``pq`` there, whatever the
+        budget (its shards' memory is the cluster's)."""
         if self.kind not in KINDS:
             raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if sharded and self.kind == "ivfpq":
             raise ValueError("kind ivfpq is not available for a sharded index; use --kind pq, "
                              "ivf or flat with --shards / --ray")
-        if self.kind == "auto" and n >= AUTO_APPROXIMATE_FROM:  # from 200k on
-            return "pq" if sharded else "ivfpq"
-        return "flat" if self.kind == "auto" else self.kind
+        if self.kind != "auto":
+            return self.kind
+        if sharded:
+            return "pq" if n >= AUTO_APPROXIMATE_FROM else "flat"
+        budget = self.memory_budget()
+        if n < AUTO_APPROXIMATE_FROM and 4 * dim * n <= budget:
+            return "flat"
+        codes = n * (dim / 4 + 8)  # 4 bits a half dimension, an 8-byte id
+        if codes > budget:
+            raise ValueError(
+                f"{n:,} items of {dim} dimensions need about {codes / 2**30:.1f} GiB of codes "
+                f"in memory, over the budget of {budget / 2**30:.1f} GiB: raise --max-memory "
+                f"or spread the index over machines with --shards / --ray"
+            )
+        return "ivfpq"
+
+
+def machine_memory() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.ndarray,

@@ -132,3 +132,16 @@ def test_reproduce_on_a_labeled_manifest_runs_every_method_by_category(tmp_path,
     assert payload["pairs"] is False and payload["n_test"] == 6
     assert all("map_all" in m and "recall" in m for m in payload["methods"].values())
     assert (out / "pr_curves.png").is_file()
+
+
+def test_an_index_over_its_memory_budget_is_one_line_and_writes_nothing(tmp_path, capsys):
+    manifest = write_manifest_collection(tmp_path / "photos")
+    run, index = tmp_path / "run", tmp_path / "index"
+    assert main(["train", f"manifest:{manifest}", "--method", "sm", "--out", str(run)]) == 0
+    capsys.readouterr()
+    argv = ["index", str(run), "--dataset", f"manifest:{manifest}", "--out", str(index)]
+    assert main([*argv, "--max-memory", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("fglab: error: ") and "raise --max-memory" in err[-1]
+    assert not index.exists()
+    assert main([*argv, "--max-memory", "1M"]) == 0 and (index / "index.json").is_file()

@@ -124,6 +124,28 @@ def test_auto_kind_is_ivfpq_from_the_documented_size_on():
     assert settings.resolved_kind(AUTO_APPROXIMATE_FROM) == "ivfpq"  # README: from 200k
 
 
+def test_auto_kind_keeps_to_the_memory_budget():
+    from fglab.index.vectors import IndexSettings
+
+    budget = IndexSettings(max_memory=1000 * 256 * 4)  # the float32 vectors of 1,000 items
+    assert budget.resolved_kind(1000, dim=256) == "flat"
+    assert budget.resolved_kind(1001, dim=256) == "ivfpq"  # exact search would not fit
+    with pytest.raises(ValueError, match=r"need about .* GiB of codes .* raise --max-memory"):
+        budget.resolved_kind(20_000, dim=256)  # 72 bytes a code and id: over 1 MB
+    assert IndexSettings().memory_budget() > 2**30  # half of any machine this runs on
+
+
+def test_a_memory_size_is_read_in_units():
+    import argparse
+
+    from fglab.cli.index import memory_size
+
+    assert memory_size("8G") == 8 * 2**30 and memory_size("500M") == 500 * 2**20
+    assert memory_size("1.5GB") == int(1.5 * 2**30) and memory_size("4096") == 4096
+    with pytest.raises(argparse.ArgumentTypeError, match="'lots' is not a memory size"):
+        memory_size("lots")
+
+
 def test_a_sharded_index_gets_pq_where_a_single_one_gets_ivfpq():
     from fglab.index.vectors import AUTO_APPROXIMATE_FROM, IndexSettings
 
