@@ -2,14 +2,17 @@
 and HTTP (``fglab serve`` on loopback), plus index load, ``index-add`` and image queries.
 
 For each ``--sizes`` entry: a synthetic index of that many image items (isotropic unit 256-d
-vectors, the hardest case for approximate search; short texts) is built with the default
-settings (exact below 200k items, ``pq`` above), saved, and loaded back (timed). Its model
+vectors, the hardest case for approximate search, or ``--data clustered``; short texts) is
+built with ``--kind`` (default auto: exact below 200k items, ``ivfpq`` above), saved, and
+loaded back (timed). Its model
 is a stand-in (``synthetic_text_method.py``): the tf-idf of a trained chinese-news run
 (``--run``) projected to 256-d, so queries are real Chinese text. Each query is then timed,
 one at a time (one thread per query, as ``fglab serve`` runs them), three ways in
 interleaved rounds: the loaded faiss index searched with the
 query's vector; ``Retriever.search_text`` (encoding + faiss + items); ``POST /search/text``
-to ``fglab serve`` in its own process. recall@10 is against exact search. At the largest
+to ``fglab serve`` in its own process (whose warm-up reads an ``ivfpq`` index's vectors into
+the OS cache; the benchmark's own copy of the vectors is dropped from that cache first).
+recall@10 is against exact search. At the largest
 size, 10 items are added through the API and through ``fglab index-add``.
 
 Image queries: chinese-news photos (test split, read as bytes) uploaded to an index built from
@@ -279,7 +282,16 @@ def exact_neighbours(vectors_path: Path, queries: np.ndarray) -> np.ndarray:
     x = np.load(vectors_path, mmap_mode="r")
     store = VectorStore(DIM)
     store.parts.append((np.arange(len(x), dtype=np.int64), x))
-    return exact_top_k(store, queries, K)
+    truth = exact_top_k(store, queries, K)
+    del store, x
+    # This file is the benchmark's own copy of the vectors (a served index has none): out of
+    # the OS cache again, so that it does not crowd out the index's vectors there.
+    fd = os.open(vectors_path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return truth
 
 
 def server_memory(server: subprocess.Popen) -> dict:

@@ -44,6 +44,18 @@ IDLE_INTERVAL = 0.2
 PROC_STAT = Path("/proc/stat")
 
 
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Bytes of memory available to new work now (the kernel's ``MemAvailable``: free plus
+    reclaimable cache), or the free pages where that is not known."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
 @functools.cache  # asked every training step; the answer never changes
 def fast_bfloat16() -> bool:
     """True where oneDNN runs bfloat16 matrix products and convolutions natively (AVX-512

@@ -408,10 +408,14 @@ class Retriever:
         return NOTHING_KNOWN if ignores is not None and ignores(query.strip()) else None
 
     def warm_up(self) -> None:
-        """Run one text query (and one image query where the run embeds images) before
-        serving: what loads on first use (jieba's dictionary, the image model) then does not
-        slow the first user's query."""
+        """Before serving: have the OS cache the vectors a query reads from disk where they fit
+        half the available memory (:meth:`EmbeddingIndex.prefetch`), and run one text query
+        (and one image query where the run embeds images), so that what loads on first use
+        (jieba's dictionary, the image model) does not slow the first user's query."""
         served = self.served
+        cached = served.index.prefetch()
+        if cached:
+            logger.info("read the %s vectors into the OS cache", " and ".join(cached))
         target = "image" if served.index.count("image") else "text"
         with contextlib.suppress(SearchError):
             self.search_text("warm up", 1, target)

@@ -117,3 +117,12 @@ def test_the_cli_threads_option_sets_torchs_threads(fake_torch, monkeypatch, tmp
     assert main(argv) == 2 and seen == [1]  # default: as a fit chose, one per idle core
     assert main([*argv, "--threads", "3"]) == 2 and seen == [1, 3]
     assert main([*argv, "--threads", "0"]) == 2 and seen == [1, 3]  # refused before any work
+
+
+def test_available_memory_is_the_kernels_estimate(tmp_path):
+    from fglab.hardware import available_memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   12345678 kB\n")
+    assert available_memory(meminfo) == 12345678 * 1024
+    assert available_memory(tmp_path / "missing") > 0  # the free pages instead

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fglab.hardware import available_memory
 from fglab.index import disk
 from fglab.index.items import MODALITIES, Item, ItemTable
 from fglab.index.state import Changes, Origin
@@ -181,6 +182,15 @@ class EmbeddingIndex:
             items = self.items.items_at(row_keys[found])
             results.append(list(zip(items, row_scores[found].tolist(), strict=True)))
         return results
+
+    def prefetch(self, budget: int | None = None) -> list[str]:
+        """Have the OS cache the vectors a search reads from disk (``ivfpq``'s re-ranking)
+        while they fit ``budget`` bytes (default: half the memory now available). Returns
+        the modalities whose vectors were read."""
+        budget = budget if budget is not None else available_memory() // 2
+        return [name for name, modality in self.modalities.items()
+                if hasattr(modality.faiss_index, "prefetch")
+                and modality.faiss_index.prefetch(budget)]
 
     def get(self, item_id: str) -> Item:
         key = self.items.by_id.get(item_id)

@@ -4,6 +4,7 @@ removals removed, nprobe and re-rank depth tuned to a recall target and kept in 
 from __future__ import annotations
 
 import json
+import os
 
 import faiss
 import numpy as np
@@ -109,3 +110,18 @@ def test_tuning_reports_an_unreachable_target():
     result = tune(index, target=1.01)
     assert not result["reached"] and 0.9 <= result["recall_at_10"] <= 1.0
     assert (index.nprobe, index.k_factor) == (result["nprobe"], result["k_factor"])
+
+
+def test_a_served_index_reads_its_vectors_file_into_the_os_cache_within_a_budget(
+        saved, monkeypatch):
+    path, _ = saved
+    index = EmbeddingIndex.load(path)
+    size = (path / "image.vectors.npy").stat().st_size
+    assert index.prefetch(budget=size - 1) == []  # over the budget: left to the disk
+    read: list[int] = []
+    pread = os.pread
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: (read.append(n), pread(fd, n, at))[1])
+    assert index.prefetch(budget=size) == ["image"]
+    assert sum(read) == size  # every byte once, by position (nothing mapped)
+    assert index.search(index.modalities["image"].faiss_index.store.get(
+        np.array([3]))[0], "image", 1)[0][0][0].id == "img-3"
