@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch first and pinned: that file is the CPU build; a looser pin pulls a CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,clip]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -19,7 +19,7 @@ IMAGE_BRANCHES = ("auto", "kernel", "mlp")
 #: Widest image features the "auto" image branch maps through the RBF kernel.
 KERNEL_MAX_FEATURES = 256
 LABEL_MODES = ("uniform", "continuous", "binned")
-TEACHERS = ("auto", "siamese", "sentence", "tfidf")
+TEACHERS = ("auto", "siamese", "sentence", "tfidf", "pretrained")
 SCORE_DROPOUTS = ("gaussian", "bernoulli")
 PRECISIONS = ("auto", "float32", "bfloat16")
 LOSSES = ("pairwise", "contrastive", "hardest", "soft-contrastive")
@@ -30,6 +30,11 @@ CATEGORY_LR, PAIR_LR = 3e-4, 6e-4
 #: and the semantic weights validation chooses from (``model.semantic_weight`` null).
 CLASS_WEIGHT = 1.0
 SEMANTIC_WEIGHTS = (0.0, 0.3, 1.0, 3.0)
+#: Weights of a pretrained model's own (zero-shot) cosine in the score that validation
+#: chooses from (``model.pretrained_weight`` null): 0 is fglab's score alone, ZERO_SHOT_ONLY
+#: the zero-shot score alone in effect (fglab's then only breaks ties).
+ZERO_SHOT_ONLY = 1000.0
+PRETRAINED_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, ZERO_SHOT_ONLY)
 #: Networks in the "auto" ensemble of the MLP image branch.
 AUTO_ENSEMBLE = 3
 #: Training pairs (fitting plus validation part) above which "auto" trains one network and no
@@ -87,6 +92,10 @@ class ModelConfig:
     # correlation of the two sides' class posteriors from the shared classifier (needs
     # ``training.class_weight`` > 0). null: chosen on validation from SEMANTIC_WEIGHTS.
     semantic_weight: float | None = None
+    # Over a pretrained model's towers (image:clip, text:tfidf+clip): weight of the model's
+    # own cosine of image and text (the zero-shot score) added to fglab's score. null: chosen
+    # on validation from PRETRAINED_WEIGHTS; 0: fglab's score alone (no pretrained model).
+    pretrained_weight: float | None = 0.0
 
     def uses_kernel(self, n_features: int) -> bool:
         """Whether images of ``n_features`` dimensions go through the RBF kernel map."""
@@ -117,6 +126,11 @@ class ModelConfig:
             raise ValueError(
                 f"semantic_weight must be >= 0 (or null: chosen on validation), "
                 f"got {self.semantic_weight}"
+            )
+        if self.pretrained_weight is not None and self.pretrained_weight < 0:
+            raise ValueError(
+                f"pretrained_weight must be >= 0 (or null: chosen on validation), "
+                f"got {self.pretrained_weight}"
             )
         self.gcn_filters = tuple(int(f) for f in self.gcn_filters)
 
@@ -229,7 +243,9 @@ class LabelConfig:
     # (no model, no training: free at any size); "auto": siamese with categories, tfidf at
     # pair level (no categories: the siamese network has no positive text pairs to learn;
     # the sentence teacher was level with tfidf and uniform labels on validation and costs
-    # hours at 100,000 pairs, the tfidf one nothing).
+    # hours at 100,000 pairs, the tfidf one nothing); "pretrained": the cosine of the text
+    # view's pretrained embedding (text:tfidf+clip: a pretrained image-text model's text
+    # tower), no training.
     teacher: str = "auto"
 
     def __post_init__(self) -> None:

@@ -16,15 +16,11 @@ from fglab.data.dataset import CrossModalDataset
 from fglab.data.sources import CollectionSource
 from fglab.evaluation.protocol import DIRECTIONS, DirectionalScores, evaluate_method
 from fglab.features.featureset import FeatureSet
-from fglab.features.views import (
-    build_features,
-    default_image_view,
-    default_text_view,
-    reads_words,
-)
+from fglab.features.model_folder import uses_model_folder
+from fglab.features.views import build_features, choose_views
 from fglab.io import atomic_write_text
 from fglab.method import NO_CATEGORIES, ReportContext, check_trains_on_pairs, fit_method
-from fglab.registry import get_method
+from fglab.registry import get_method, pretrained_config
 
 logger = logging.getLogger(__name__)
 METRICS = ("map_all", "map_100")
@@ -71,20 +67,15 @@ def method_views(
     image_view: str | None = None,
     text_view: str | None = None,
     pairs: bool = False,
+    model_folder: bool = False,
 ) -> tuple[str, str]:
     """The (image, text) views a method gets: the named ones, or by default the data set's
     image view and tf-idf (``pairs``: PAIR_IMAGE_VIEW and PAIR_TEXT_VIEW), for every method
     alike (equal features: the words fglab's graph needs; the literature's shipped LDA view
-    only when named)."""
+    only when named); with a ``model_folder``, its towers (:func:`choose_views`)."""
     method = get_method(method_name).method_class  # its traits: nothing built or fitted
-    if text_view is None:
-        text_view = default_text_view(pairs)
-    elif method.text_input == "bag_of_words" and not reads_words(text_view):
-        raise ValueError(
-            f"{method_name} reads words (its word graph needs text:tfidf), not {text_view}; "
-            f"leave it out of --methods or use --text-view text:tfidf (or text:tfidf+e5)"
-        )
-    return image_view or default_image_view(dataset, pairs), text_view
+    return choose_views(dataset, method_name, method.text_input, method.fixed_views, pairs,
+                        image_view, text_view, model_folder)
 
 
 def run_method(
@@ -96,13 +87,17 @@ def run_method(
     out_dir: Path | None = None,
     on_run: Callable[[], None] | None = None,
     pairs: bool = False,
+    config: dict | None = None,
 ) -> MethodResult:
-    """Fit and evaluate ``method_name`` once per seed (``pairs``: at pair level)."""
+    """Fit and evaluate ``method_name`` (options ``config``) once per seed (``pairs``: at
+    pair level)."""
     train, test = features
     result = MethodResult(method_name, views)
     start = time.perf_counter()
+    options = {"config": config} if config else {}
     for seed in seeds:
-        method = fit_method(get_method(method_name).build(seed=seed), train, seed, pairs)
+        method = fit_method(get_method(method_name).build(seed=seed, **options), train, seed,
+                            pairs)
         result.runs.append(evaluate_method(method, test))
         if out_dir is not None and seed == seeds[0]:
             context = ReportContext(  # at pair level a label is a pair, not a category
@@ -122,8 +117,10 @@ def write_results(
     summaries: dict[str, dict],
     seeds: list[int],
     pairs: bool = False,
+    model: dict | None = None,
 ) -> dict:
-    """results.json, results.md and (with categories) pr_curves.png, each written atomically."""
+    """results.json, results.md and (with categories) pr_curves.png, each written atomically;
+    ``model``: the pretrained model folder's record, where one was given."""
     from fglab.evaluation.plots import plot_pr_curves
     from fglab.evaluation.tables import results_markdown
 
@@ -133,6 +130,7 @@ def write_results(
         "n_test": len(dataset.test),
         "seeds": seeds,
         "pairs": pairs,
+        "model": model,
         "methods": summaries,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -173,10 +171,11 @@ def _pair_level_methods(
 
 
 def previous_summaries(
-    out_dir: Path, dataset_name: str, seeds: list[int], pairs: bool = False
+    out_dir: Path, dataset_name: str, seeds: list[int], pairs: bool = False,
+    model: dict | None = None,
 ) -> dict[str, dict]:
-    """Methods already finished in ``out_dir/results.json`` for the same data set, seeds and
-    training level."""
+    """Methods already finished in ``out_dir/results.json`` for the same data set, seeds,
+    training level and pretrained model (its weights' checksum)."""
     path = out_dir / "results.json"
     if not path.is_file():
         return {}
@@ -185,8 +184,9 @@ def previous_summaries(
     except (OSError, ValueError) as error:
         logger.warning("ignoring unreadable %s: %s", path, error)
         return {}
-    same = (payload.get("dataset"), payload.get("seeds"), bool(payload.get("pairs", False)))
-    if same != (dataset_name, seeds, pairs):
+    same = (payload.get("dataset"), payload.get("seeds"), bool(payload.get("pairs", False)),
+            (payload.get("model") or {}).get("sha256"))
+    if same != (dataset_name, seeds, pairs, (model or {}).get("sha256")):
         return {}
     return dict(payload.get("methods", {}))
 
@@ -205,6 +205,7 @@ def reproduce(
     text_view: str | None = None,
     pairs: bool = False,
     on_skip: Callable[[str, str], None] | None = None,
+    model_path: str | Path | None = None,
 ) -> dict:
     """Run every method with seeds 0..n_seeds-1 on a data set or manifest source; returns
     what results.json holds. With ``image_view`` / ``text_view`` every method gets those views
@@ -216,9 +217,16 @@ def reproduce(
     with the same data set and seeds, it reuses those methods (``fresh=True`` reruns all,
     ``rerun`` the named ones: after a change to a method, the others are kept).
     ``on_method_done(name, summary, reused)`` is called as each method completes.
+    ``model_path``: a pretrained model folder, whose towers are every method's default views
+    (``pretrained``: zero-shot search in them; the fglab methods: its text tower teaches).
     """
     if n_seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {n_seeds}")
+    model = None
+    if model_path is not None:  # a bad folder is one line before any work
+        from fglab.features.pretrained import use_model
+
+        model = use_model(model_path).record()
     rerun = set(rerun)
     for name in (*method_names, *rerun):
         get_method(name)  # fail before any work on an unknown name
@@ -226,10 +234,10 @@ def reproduce(
     pairs = pairs or not is_labeled(dataset)
     if pairs:
         method_names = _pair_level_methods(method_names, on_skip)
-    views_of = {name: method_views(dataset, name, image_view, text_view, pairs)
+    views_of = {name: method_views(dataset, name, image_view, text_view, pairs, model is not None)
                 for name in method_names}
     seeds = list(range(n_seeds))
-    previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds, pairs)
+    previous = {} if fresh else previous_summaries(out_dir, dataset.name, seeds, pairs, model)
     previous = {name: summary for name, summary in previous.items() if name not in rerun}
     feature_cache: dict[tuple[str, str], tuple[FeatureSet, FeatureSet]] = {}
     summaries: dict[str, dict] = {}
@@ -241,11 +249,12 @@ def reproduce(
         if not reused:
             if views not in feature_cache:
                 feature_cache[views] = build_features(dataset, *views)
+            config = pretrained_config(name, None) if uses_model_folder(views[1]) else None
             result = run_method(dataset, name, seeds, feature_cache[views], views, out_dir,
-                                on_run, pairs)
+                                on_run, pairs, config)
             summary = result.summary(is_labeled(dataset))
         summaries[name] = summary
-        payload = write_results(out_dir, dataset, summaries, seeds, pairs)
+        payload = write_results(out_dir, dataset, summaries, seeds, pairs, model)
         if on_method_done is not None:
             on_method_done(name, summary, reused)
     return payload

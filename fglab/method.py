@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from scipy import sparse
 
 from fglab.data.collection import pair_labels
 from fglab.data.splits import validation_split
@@ -46,6 +47,9 @@ class RetrievalMethod(ABC):
     #: True: learns from categories (class posteriors, a label space), so it cannot train on a
     #: collection without them (pair level).
     needs_categories: ClassVar[bool] = False
+    #: The (image, text) views the method must have, e.g. both towers of one pretrained
+    #: model for a method that ranks in that model's space; None: any views.
+    fixed_views: ClassVar[tuple[str, str] | None] = None
 
     @abstractmethod
     def fit(self, train: FeatureSet, validation: FeatureSet | None = None) -> RetrievalMethod:
@@ -88,6 +92,14 @@ def check_trains_on_pairs(method: RetrievalMethod | type[RetrievalMethod], name:
     train without categories."""
     if method.needs_categories:
         raise ValueError(f"{name} learns from categories; {NO_CATEGORIES}")
+
+
+def unit_rows(rows) -> np.ndarray:
+    """float32 rows (dense or sparse) scaled to unit length (a zero row stays zero): inner
+    products become cosines."""
+    dense = rows.toarray() if sparse.issparse(rows) else np.asarray(rows)
+    dense = dense.astype(np.float32)
+    return dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
 
 
 def centered_cosine(embeddings: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -16,6 +16,11 @@ import numpy as np
 from fglab.data.dataset import Split
 from fglab.data.sources import CollectionSource, ManifestSource, as_source
 from fglab.data.tokenize import make_tokenizer
+from fglab.features.model_folder import (
+    current_folder,
+    use_recorded_folder,
+    uses_model_folder,
+)
 from fglab.features.text import TfidfTextFeatures
 from fglab.integrity import DamagedFileError, check_files, list_files, refuse_pickles
 from fglab.io import atomic_write_text, replace_folders
@@ -47,12 +52,24 @@ class RetrievalPipeline:
     stopwords: list[str] = field(default_factory=list)
     pairs: bool = False  # trained at pair level: categories ignored, each pair its own class
     test_ids: list[str] | None = None  # a manifest's test pairs, as split when training
+    # the pretrained model folder its views read (image:clip, text:clip): path and SHA-256
+    model_folder: dict | None = None
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Raw strings -> (n, d) embeddings (tokenized and weighted as in training)."""
         return self.method.encode_texts(self.text_inputs(texts))
 
-    def text_inputs(self, texts: list[str]):
+    def text_inputs(self, texts: list[str], stored: bool = False):
+        """The text view's rows of raw ``texts``; ``stored``: sentence embeddings go through
+        the feature store (a split's texts; a query's are not kept)."""
+        from fglab.features.views import SENTENCE_TEXT_VIEWS
+
+        if self.text_features is None and self.text_view in SENTENCE_TEXT_VIEWS:
+            from fglab.features.sentence import embed_texts, text_encoder
+
+            if stored:
+                return embed_texts(texts, self.text_view)
+            return np.asarray(text_encoder(self.text_view)(texts), dtype=np.float32)
         if self.text_features is None:
             raise ValueError(
                 f"run {self.method_name!r} on {self.dataset_name!r} uses text view "
@@ -90,7 +107,7 @@ class RetrievalPipeline:
         if self.text_features is None and self.text_view in split.shipped:
             texts = self.method.encode_texts(split.shipped[self.text_view])
         else:
-            texts = self.encode_texts(split.texts)
+            texts = self.method.encode_texts(self.text_inputs(split.texts, stored=True))
         return images, texts
 
     def save(self, run_dir: Path) -> None:
@@ -123,6 +140,7 @@ class RetrievalPipeline:
             "method_class": f"{kind.__module__}:{kind.__qualname__}",
             "has_text_features": self.text_features is not None,
             "pairs": self.pairs, "test_ids": self.test_ids,
+            "model_folder": self.model_folder,
             "files": files,
         }
 
@@ -132,6 +150,8 @@ class RetrievalPipeline:
         with a pickle in it is refused."""
         run_dir = Path(run_dir)
         meta = _checked_listing(run_dir)
+        # the model folder first: a moved or changed one is a one-line error before any work
+        model_folder = use_recorded_folder(meta.get("model_folder"))
         method = _method_class(meta["method_class"]).load(run_dir / METHOD_DIR)
         text_features = None
         if meta["has_text_features"]:
@@ -142,6 +162,7 @@ class RetrievalPipeline:
             meta["dataset_name"], meta["method_name"], meta["image_view"], meta["text_view"],
             meta["language"], meta["categories"], method, text_features, meta["stopwords"],
             bool(meta.get("pairs", False)), meta.get("test_ids"),
+            model_folder.record() if model_folder else None,
         )
 
 
@@ -220,6 +241,7 @@ def train_pipeline(
     image_view: str | None = None,
     text_view: str | None = None,
     fit_check: bool = True,
+    model_path: str | Path | None = None,
 ) -> tuple[RetrievalPipeline, dict]:
     """Fit ``method_name`` on the training split of a data set or manifest (a typed source,
     or a string that :func:`fglab.data.sources.parse_source` reads; selection on a validation
@@ -229,21 +251,31 @@ def train_pipeline(
     Methods that checkpoint (fglab) write ``run_dir``/checkpoints every epoch and resume from
     them.
     ``fit_check``: refuse (JobTooLarge) before any feature is computed where the estimated
-    memory exceeds what this machine has free."""
+    memory exceeds what this machine has free. ``model_path``: a pretrained model folder
+    (CLIP, Chinese-CLIP, SigLIP), whose towers become the default views (``image:clip``,
+    ``text:clip``) and, for the fglab methods, the teacher; the run records it."""
     from fglab.data.collection import is_labeled, load_training_collection
-    from fglab.features.views import build_features, check_text_view, default_views, image_view_dim
-    from fglab.registry import get_method
+    from fglab.features.views import build_features, choose_views, image_view_dim
+    from fglab.registry import get_method, pretrained_config
     from fglab.training.fit_check import check_fit, estimate_fit
 
     source, run_dir = as_source(collection), Path(run_dir)
+    if model_path is not None:  # a bad folder is one line before any work
+        from fglab.features.pretrained import use_model
+
+        use_model(model_path)
+    on_text_tower = model_path is not None and (text_view is None or uses_model_folder(text_view))
+    config = pretrained_config(method_name, config) if on_text_tower else config
     options = {"config": config} if config else {}
     method = get_method(method_name).build(seed=seed, **options)  # a bad config fails first
     dataset = load_training_collection(source, data_root, seed, pairs=pairs)
     pairs = pairs or not is_labeled(dataset)
     if pairs:  # before any features are built
         check_trains_on_pairs(method, method_name)
-    image_view, text_view = default_views(dataset, pairs, image_view, text_view)
-    check_text_view(method_name, method.text_input, text_view)
+    image_view, text_view = choose_views(
+        dataset, method_name, method.text_input, method.fixed_views, pairs, image_view,
+        text_view, model_path is not None,
+    )
     texts = dataset.train.texts + dataset.test.texts
     estimate = estimate_fit(len(texts), image_view_dim(dataset, image_view), sum(map(len, texts)))
     logger.info("training on %s", estimate.describe())
@@ -255,9 +287,10 @@ def train_pipeline(
         method.on_epoch_end = on_epoch_end
     fit_method(method, train, seed, pairs)
     test_ids = list(dataset.test.text_ids) if isinstance(source, ManifestSource) else None
+    folder = current_folder().record() if uses_model_folder(image_view, text_view) else None
     pipeline = RetrievalPipeline(
         dataset.name, method_name, image_view, text_view, dataset.language, dataset.categories,
-        method, train.text_featurizer, sorted(dataset.stopwords), pairs, test_ids,
+        method, train.text_featurizer, sorted(dataset.stopwords), pairs, test_ids, folder,
     )
     pipeline.save(run_dir)
     return pipeline, evaluate_pipeline(pipeline, run_dir, data_root, dataset)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,11 @@ def _registry() -> dict[str, MethodSpec]:
         MethodSpec(name, _baseline(factory, options, name), about, cls)
         for name, factory, options, cls, about in baselines
     ]
+    specs.append(MethodSpec(  # needs a model folder (--model-path): run only when named
+        "pretrained", _baseline(lambda s, _: b.ZeroShotRetrieval(), NoOptions, "pretrained"),
+        "zero-shot: the pretrained model's own space (--model-path)", b.ZeroShotRetrieval,
+        in_default_table=False,
+    ))
     specs.extend(_model_specs())
     return {spec.name: spec for spec in specs}
 
@@ -62,6 +68,20 @@ def _model_specs() -> list[MethodSpec]:
     from fglab.training.specs import METHOD_SPECS
 
     return list(METHOD_SPECS)
+
+
+def pretrained_config(method_name: str, config: dict | None) -> dict | None:
+    """``config`` for ``method_name`` over a pretrained model's towers: an fglab method gets
+    the text tower as its teacher and the zero-shot score's weight chosen on validation,
+    unless ``config`` sets them; other methods get ``config`` unchanged."""
+    from fglab.training.specs import FGLAB_CLASS
+
+    if get_method(method_name).method != FGLAB_CLASS:
+        return config
+    merged = copy.deepcopy(config) if config else {}
+    merged.setdefault("labels", {}).setdefault("teacher", "pretrained")
+    merged.setdefault("model", {}).setdefault("pretrained_weight", None)
+    return merged
 
 
 def method_names(default_table: bool = False) -> list[str]:

@@ -31,3 +31,27 @@ def chinese_news(data_root):
     if not (data_root / "chinese-news").is_dir():
         pytest.skip(f"chinese-news is not under {data_root}")
     return load_dataset("chinese-news", data_root)
+
+
+@pytest.fixture(scope="session")
+def clip_folder(tmp_path_factory):
+    """A tiny CLIP model folder with random weights (fglab.features.random_model)."""
+    from fglab.features.random_model import build_clip_folder
+
+    return build_clip_folder(tmp_path_factory.mktemp("models") / "clip")
+
+
+@pytest.fixture(scope="session")
+def chinese_clip_folder(tmp_path_factory):
+    """A tiny Chinese-CLIP model folder with random weights."""
+    from fglab.features.random_model import build_chinese_clip_folder
+
+    return build_chinese_clip_folder(tmp_path_factory.mktemp("models") / "chinese-clip")
+
+
+@pytest.fixture(scope="session")
+def siglip_folder(tmp_path_factory):
+    """A tiny SigLIP model folder with random weights."""
+    from fglab.features.random_model import build_siglip_folder
+
+    return build_siglip_folder(tmp_path_factory.mktemp("models") / "siglip")

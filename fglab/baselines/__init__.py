@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fglab.baselines.correlation import CCARetrieval, PLSRetrieval
+from fglab.baselines.pretrained import ZeroShotRetrieval
 from fglab.baselines.random_ranking import RandomRetrieval
 from fglab.baselines.semantic import SemanticCorrelationMatching, SemanticMatching
 
@@ -12,4 +13,5 @@ __all__ = [
     "RandomRetrieval",
     "SemanticCorrelationMatching",
     "SemanticMatching",
+    "ZeroShotRetrieval",
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fglab.cli.train import add_model_path_argument
 from fglab.data.collection import load_collection
 from fglab.data.manifest import Manifest
 from fglab.data.problems import printable
@@ -29,6 +30,7 @@ from fglab.features.featurize import (
     view_kind,
     view_store,
 )
+from fglab.features.model_folder import current_folder, uses_model_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--view", default="image:efficientnet-lite0",
         help=f"feature view, one of: {', '.join(FEATURE_VIEWS)}, or several image views "
         "side by side (image:efficientnet-lite0+efficientnet-lite2: each part is stored) "
-        "(default: image:efficientnet-lite0)",
+        "(default: image:efficientnet-lite0); image:clip and text:clip need --model-path",
     )
+    add_model_path_argument(parser)
     parser.add_argument(
         "--cache-dir", type=Path, default=None,
         help="feature store (default: $FGLAB_CACHE/features, else ~/.cache/fglab/features)",
@@ -62,6 +65,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = parse_source(args.name)
+    if args.model_path is not None:  # a bad folder is one line before any work
+        from fglab.features.pretrained import use_model
+
+        use_model(args.model_path)
+    if uses_model_folder(args.view):
+        current_folder(args.view)  # none given: says how, before any work
     for view in stored_parts(args.view):  # a joined view: each part into its store
         featurize_view(args, source, view)
     return 0

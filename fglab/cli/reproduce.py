@@ -7,7 +7,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from fglab.cli.train import PAIRS_HELP, add_threads_argument, add_view_arguments
+from fglab.cli.train import (
+    PAIRS_HELP,
+    add_model_path_argument,
+    add_threads_argument,
+    add_view_arguments,
+)
 from fglab.data.sources import CollectionSource, parse_source
 from fglab.evaluation.tables import EXACT_PAIR_HEADER, HEADER, exact_pair_row, method_row
 from fglab.experiments import reproduce
@@ -22,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--methods",
-        default=",".join(method_names(default_table=True)),
+        default=None,
         help=f"comma-separated, from: {', '.join(method_names())} (default: all but dscmr, "
-        "which takes minutes a seed)",
+        "which takes minutes a seed, and pretrained, which comes first with --model-path)",
     )
     parser.add_argument("--seeds", type=int, default=5, help="runs per method (default 5)")
     parser.add_argument("--out", type=Path, default=None, help="default: results/NAME")
@@ -37,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated methods to rerun even if OUT/results.json has them (others reused)",
     )
     add_view_arguments(parser, "every method")
+    add_model_path_argument(parser)
     parser.add_argument("--pairs", action="store_true", help=PAIRS_HELP + "; methods that "
                         "need categories (sm, scm, sm-svm, dscmr) are skipped")
     add_threads_argument(parser)
@@ -45,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = _methods(args.methods, args.model_path is not None)
     source = parse_source(args.name)
     out_dir = args.out or Path("results") / _results_name(source, args.pairs)
     header_printed = False
@@ -72,10 +78,18 @@ def run(args: argparse.Namespace) -> int:
             on_method_done=done, on_run=lambda: bar.update(1), fresh=args.fresh,
             rerun=[m.strip() for m in args.rerun.split(",") if m.strip()],
             image_view=args.image_view, text_view=args.text_view, pairs=args.pairs,
-            on_skip=skipped,
+            on_skip=skipped, model_path=args.model_path,
         )
     print(f"\nwrote {out_dir / 'results.json'} and results.md (pr_curves.png with categories)")
     return 0
+
+
+def _methods(named: str | None, model_folder: bool) -> list[str]:
+    """The named methods, else the default table (the zero-shot row first with a model
+    folder)."""
+    if named is not None:
+        return [m.strip() for m in named.split(",") if m.strip()]
+    return (["pretrained"] if model_folder else []) + method_names(default_table=True)
 
 
 def _results_name(source: CollectionSource, pairs: bool) -> str:

@@ -35,6 +35,19 @@ def add_view_arguments(parser: argparse.ArgumentParser, whom: str) -> None:
     )
 
 
+MODEL_PATH_HELP = (
+    "a pretrained image-text model folder in the Hugging Face layout (config.json, "
+    "model.safetensors, preprocessor_config.json, tokenizer files) of a CLIP, Chinese-CLIP or "
+    "SigLIP model; read offline, never downloaded; its towers are the views image:clip and "
+    "text:clip (the defaults with this option)"
+)
+
+
+def add_model_path_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-path", type=Path, default=None, metavar="DIR",
+                        help=MODEL_PATH_HELP)
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch's thread count for the command's fits (set before any work)."""
     parser.add_argument(
@@ -63,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train even where the memory estimate says the job does not fit this machine",
     )
     add_view_arguments(parser, "the method")
+    add_model_path_argument(parser)
     add_threads_argument(parser)
     parser.set_defaults(func=run_train)
     evaluate = subparsers.add_parser("evaluate", help="evaluate a saved run on its test split")
@@ -102,7 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
         pipeline, metrics = train_pipeline(
             source, args.method, args.out, args.seed, args.data_root, config,
             pairs=args.pairs, image_view=args.image_view, text_view=args.text_view,
-            fit_check=not args.skip_fit_check,
+            fit_check=not args.skip_fit_check, model_path=args.model_path,
         )
     for stage in getattr(pipeline.method, "stages_", {}).values():
         if stage.resumed_from is not None:
@@ -120,9 +134,24 @@ def run_train(args: argparse.Namespace) -> int:
         chosen = pipeline.method.config.model.semantic_weight
         tried = ", ".join(f"{w:g}: {score:.4f}" for w, score in semantic.items())
         print(f"semantic weight: chose {chosen:g} on validation ({tried})")
+    _print_pretrained_weight(pipeline.method)
     _print_metrics(metrics)
     print(f"saved run to {args.out}")
     return 0
+
+
+def _print_pretrained_weight(method) -> None:
+    """Which validation chose: fglab's score, the zero-shot score, or a sum of both."""
+    scores = getattr(method, "pretrained_weight_scores_", None)
+    if not scores:
+        return
+    from fglab.config import ZERO_SHOT_ONLY
+
+    chosen = method.config.model.pretrained_weight
+    names = {0.0: "fglab alone", ZERO_SHOT_ONLY: "zero-shot alone"}
+    tried = ", ".join(f"{names.get(w, f'{w:g}')}: {score:.4f}" for w, score in scores.items())
+    print(f"pretrained model's cosine in the score: chose {names.get(chosen, f'{chosen:g}')} "
+          f"on validation ({tried})")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

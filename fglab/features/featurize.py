@@ -9,7 +9,10 @@
 - the writer (:func:`featurize`) puts each finished batch into the store in this process, so
   a killed run keeps the shards written so far and the next run computes only the rest.
 
-Image views are ``image:efficientnet-lite0/1/2``, text views ``text:e5`` and ``text:minilm``.
+Image views are ``image:efficientnet-lite0/1/2``, text views ``text:e5``, ``text:minilm`` and
+``text:use``; ``image:clip`` and ``text:clip`` read the model folder made current with
+:func:`fglab.features.model_folder.use_model_folder` (a Ray worker is given the folder and
+makes it current there).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from fglab.features.cache import file_digest, text_digest
-from fglab.features.image_views import IMAGE_VIEWS
-from fglab.features.sentence import SENTENCE_VIEWS
+from fglab.features.image_views import IMAGE_VIEWS, PRETRAINED_IMAGE_VIEW, image_extractor
+from fglab.features.model_folder import use_model_folder
+from fglab.features.sentence import TEXT_VIEWS, text_store_spec
 from fglab.features.store import FeatureStore, open_store
 
 logger = logging.getLogger(__name__)
 
-FEATURE_VIEWS = (*IMAGE_VIEWS, *SENTENCE_VIEWS)
+FEATURE_VIEWS = (*IMAGE_VIEWS, PRETRAINED_IMAGE_VIEW, *TEXT_VIEWS)
 BATCH = 64
 #: ``engine(view, jobs, progress)`` -> batches ``{"key", "vector", "error"}`` in any order.
 Engine = Callable[[str, list[dict], Callable[[int], None] | None], Iterable[dict]]
@@ -36,9 +40,9 @@ Engine = Callable[[str, list[dict], Callable[[int], None] | None], Iterable[dict
 
 def view_kind(view: str) -> str:
     """``"image"`` or ``"text"``; a ValueError naming the known views for anything else."""
-    if view in IMAGE_VIEWS:
+    if view in IMAGE_VIEWS or view == PRETRAINED_IMAGE_VIEW:
         return "image"
-    if view in SENTENCE_VIEWS:
+    if view in TEXT_VIEWS:
         return "text"
     raise ValueError(f"unknown feature view {view!r}; known: {', '.join(FEATURE_VIEWS)}")
 
@@ -61,9 +65,9 @@ def stored_parts(view: str) -> list[str]:
 def view_store(view: str, root: Path | None = None) -> tuple[FeatureStore, int]:
     """The store of a view (under ``root``, default ``$FGLAB_CACHE/features``) and its dim."""
     if view_kind(view) == "image":
-        extractor = IMAGE_VIEWS[view]
+        extractor = image_extractor(view)
         return open_store(extractor.cache_name, root), extractor.dim
-    name, _, dim = SENTENCE_VIEWS[view]
+    name, dim = text_store_spec(view)
     return open_store(name, root), dim
 
 
@@ -101,9 +105,14 @@ def plan(view: str, inputs: list, store: FeatureStore, dim: int
 
 class Featurizer:
     """Batch of jobs (``key``, ``value`` columns) -> ``{"key", "vector", "error"}``, with one
-    model of ``view`` per instance: a Ray Data actor, or this process."""
+    model of ``view`` per instance: a Ray Data actor, or this process. ``model_folder``: the
+    folder of a pretrained view, made current where the instance runs (a Ray worker), its
+    weights checked against ``model_sha256``."""
 
-    def __init__(self, view: str, num_workers: int = 0):
+    def __init__(self, view: str, num_workers: int = 0, model_folder: str | None = None,
+                 model_sha256: str | None = None):
+        if model_folder is not None:
+            use_model_folder(model_folder, model_sha256)
         self.view = view
         self.kind = view_kind(view)
         self.num_workers = num_workers  # image decoding processes (0: in this one)
@@ -115,18 +124,19 @@ class Featurizer:
         errors = [""] * len(keys)
         if self.kind == "image":
             from fglab.features.image import extract, load_model
+            from fglab.features.image_views import model_loader
 
-            extractor = IMAGE_VIEWS[self.view]
+            extractor = image_extractor(self.view)
             if self._model is None:
-                self._model = load_model(extractor)
+                self._model = (model_loader(self.view) or (lambda: load_model(extractor)))()
             vectors, failed = extract([Path(v) for v in values], extractor, model=self._model,
                                       num_workers=self.num_workers)
             for row, reason in failed.items():
                 errors[row] = reason
         else:
-            from fglab.features.sentence import _encoder
+            from fglab.features.sentence import text_encoder
 
-            vectors = np.asarray(_encoder(self.view)(values), dtype=np.float32)
+            vectors = np.asarray(text_encoder(self.view)(values), dtype=np.float32)
         return {"key": np.asarray(keys, dtype=object), "vector": vectors.astype(np.float32),
                 "error": np.asarray(errors, dtype=object)}
 

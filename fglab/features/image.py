@@ -16,7 +16,7 @@ import functools
 import importlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class ImageExtractor:
     precision: str = "auto"  # "float32", "bfloat16", or "auto": bfloat16 where the CPU has it
     version: int = 1  # bump when preprocessing changes, so old cache entries stop hitting
     dim: int = 1280
+    resample: int = Image.Resampling.BILINEAR  # the filter of the resize (a model's own)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -64,9 +65,13 @@ class ImageProblem(ValueError):
     """An image that cannot be used; the message says why."""
 
 
-def decode_image(path: Path | bytes | None, size: int, crop: bool = False) -> np.ndarray:
+def decode_image(
+    path: Path | bytes | None, size: int, crop: bool = False,
+    resample: int = Image.Resampling.BILINEAR,
+) -> np.ndarray:
     """The image at ``path`` (or in these bytes) as a (size, size, 3) uint8 RGB array, or
-    ImageProblem."""
+    ImageProblem. ``crop``: the central square, as a resize of the shorter side to ``size``
+    and a center crop give it; else the whole image squashed to a square."""
     if isinstance(path, bytes | bytearray):
         source = io.BytesIO(path)
     elif path is None or not Path(path).is_file():
@@ -82,9 +87,9 @@ def decode_image(path: Path | bytes | None, size: int, crop: bool = False) -> np
                 raise ImageProblem(f"too small ({image.size[0]}x{image.size[1]} px)")
             image = _to_rgb(image)
             if crop:
-                image = ImageOps.fit(image, (size, size), Image.Resampling.BILINEAR)
+                image = ImageOps.fit(image, (size, size), resample)
             else:
-                image = image.resize((size, size), Image.Resampling.BILINEAR)
+                image = image.resize((size, size), resample)
             return np.array(image, dtype=np.uint8)  # writable, for torch.from_numpy
     except ImageProblem:
         raise
@@ -133,7 +138,8 @@ class _ImageFiles(Dataset):
     def __getitem__(self, index: int) -> tuple[int, torch.Tensor, str]:
         row, size = self.rows[index], self.extractor.image_size
         try:
-            pixels = decode_image(self.paths[row], size, self.extractor.crop)
+            pixels = decode_image(self.paths[row], size, self.extractor.crop,
+                                  self.extractor.resample)
         except ImageProblem as problem:
             return row, torch.zeros(3, size, size, dtype=torch.uint8), str(problem)
         return row, torch.from_numpy(pixels).permute(2, 0, 1), ""
@@ -210,9 +216,15 @@ def shared_model(extractor: ImageExtractor) -> nn.Module:
 def features_of_bytes(data: bytes, extractor: ImageExtractor) -> np.ndarray:
     """(dim,) float32 features of one image held in memory (an upload): decoded from the
     bytes and run through the shared model, as :func:`extract` does for a file."""
-    pixels = torch.from_numpy(decode_image(data, extractor.image_size, extractor.crop))
+    return features_of_bytes_with(data, extractor, shared_model(extractor))
+
+
+def features_of_bytes_with(data: bytes, extractor: ImageExtractor, model: nn.Module
+                           ) -> np.ndarray:
+    """(dim,) float32 features of one image held in memory, run through ``model``."""
+    pixels = decode_image(data, extractor.image_size, extractor.crop, extractor.resample)
     with torch.inference_mode():
-        return shared_model(extractor)(pixels.permute(2, 0, 1)[None]).numpy()[0]
+        return model(torch.from_numpy(pixels).permute(2, 0, 1)[None]).numpy()[0]
 
 
 def extract(
@@ -223,10 +235,12 @@ def extract(
     batch_size: int = 32,
     num_workers: int = 2,
     model: nn.Module | None = None,
+    loader: Callable[[], nn.Module] | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """(n, dim) float32 features, zeros where a file failed, and {row: reason} for failures.
     Rows whose file content is in the store ``cache`` are read from it; the rest are computed
-    (each distinct content once, by ``model`` or a model loaded at the first decodable batch),
+    (each distinct content once, by ``model`` or a model loaded at the first decodable batch
+    by ``loader``, default the extractor's network),
     given to the store as each batch finishes and flushed to disk at the end (also when the
     run stops on an error)."""
     features = np.zeros((len(paths), extractor.dim), dtype=np.float32)
@@ -247,8 +261,9 @@ def extract(
             todo.setdefault(key, []).append(row)
     if todo:
         rows_of = {rows[0]: (key, rows) for key, rows in todo.items()}
+        load = loader or functools.partial(load_model, extractor)
         batches = _run_model(
-            paths, list(rows_of), extractor, progress, batch_size, num_workers, model
+            paths, list(rows_of), extractor, progress, batch_size, num_workers, model, load
         )
         try:
             for row, vector, reason in batches:  # given to the store as each batch finishes
@@ -272,7 +287,8 @@ def _run_model(
     progress: bool,
     batch_size: int,
     num_workers: int,
-    model: nn.Module | None = None,
+    model: nn.Module | None,
+    load: Callable[[], nn.Module],
 ) -> Iterator[tuple[int, np.ndarray | None, str]]:
     """(row, features or None, problem) for each of ``rows``, decoded in workers and run
     through the model in batches."""
@@ -289,7 +305,7 @@ def _run_model(
             good = [i for i, reason in enumerate(reasons) if not reason]
             vectors: dict[int, np.ndarray] = {}
             if good:
-                model = model if model is not None else load_model(extractor)
+                model = model if model is not None else load()
                 with torch.inference_mode():
                     vectors = dict(zip(good, model(pixels[good]).numpy(), strict=True))
             for i, (row, reason) in enumerate(zip(batch_rows.tolist(), reasons, strict=True)):

@@ -1,14 +1,19 @@
-"""Image views computed from a data set's image files, e.g. ``image:efficientnet-lite0``."""
+"""Image views computed from a data set's image files, e.g. ``image:efficientnet-lite0``, or
+``image:clip`` (the image tower of the model folder given with ``--model-path``,
+:mod:`fglab.features.pretrained`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from fglab.data.dataset import Split
 from fglab.features.image import ImageExtractor, extract, features_of_bytes
+from fglab.features.model_folder import current_folder
 from fglab.features.store import open_store
 
 logger = logging.getLogger(__name__)
@@ -20,15 +25,33 @@ IMAGE_VIEWS: dict[str, ImageExtractor] = {
     "image:efficientnet-lite1": ImageExtractor("efficientnet-lite1", image_size=240),
     "image:efficientnet-lite2": ImageExtractor("efficientnet-lite2", image_size=260),
 }
+#: The image tower of the current model folder (its extractor depends on the folder).
+PRETRAINED_IMAGE_VIEW = "image:clip"
 
 
 def image_extractor(view: str) -> ImageExtractor:
+    if view == PRETRAINED_IMAGE_VIEW:
+        from fglab.features.pretrained import image_extractor as pretrained_extractor
+
+        return pretrained_extractor(current_folder(view))
     if view not in IMAGE_VIEWS:
         raise ValueError(
             f"unknown image view {view!r}; computed image views: {', '.join(IMAGE_VIEWS)}, "
-            "or several side by side (image:efficientnet-lite0+efficientnet-lite2)"
+            f"{PRETRAINED_IMAGE_VIEW} (with --model-path), or several side by side "
+            "(image:efficientnet-lite0+efficientnet-lite2)"
         )
     return IMAGE_VIEWS[view]
+
+
+def model_loader(view: str) -> Callable[[], nn.Module] | None:
+    """What loads the model of a pretrained view, on first use (None for the others:
+    :func:`extract` loads theirs itself)."""
+    if view != PRETRAINED_IMAGE_VIEW:
+        return None
+    from fglab.features.pretrained import towers
+
+    folder = current_folder(view)
+    return lambda: towers(folder).image
 
 
 def image_view_parts(view: str) -> list[str]:
@@ -45,8 +68,8 @@ def image_view_parts(view: str) -> list[str]:
 
 
 def image_view_width(view: str) -> int:
-    """The width of a computed image view (IMAGE_FEATURE_DIM per part)."""
-    return IMAGE_FEATURE_DIM * len(image_view_parts(view))
+    """The width of a computed image view (the sum of its parts' widths)."""
+    return sum(image_extractor(part).dim for part in image_view_parts(view))
 
 
 def extract_image_features(
@@ -64,7 +87,8 @@ def extract_image_features(
     for part in image_view_parts(view):
         extractor = image_extractor(part)
         cache = open_store(extractor.cache_name, cache_dir)
-        features, failed = extract(list(paths), extractor, cache, progress=progress)
+        features, failed = extract(list(paths), extractor, cache, progress=progress,
+                                   loader=model_loader(part))
         rows.append(features)
         failures = {**failed, **failures}
     joined = np.hstack(rows) if len(rows) > 1 else rows[0]
@@ -76,9 +100,15 @@ def extract_image_features(
 def image_features_of_bytes(data: bytes, view: str) -> np.ndarray:
     """(dim,) features of one image held in memory; ImageProblem (a ValueError) if it cannot
     be decoded. Not cached: uploads are not kept."""
-    return np.concatenate(
-        [features_of_bytes(data, image_extractor(part)) for part in image_view_parts(view)]
-    )
+    parts = []
+    for part in image_view_parts(view):
+        if part == PRETRAINED_IMAGE_VIEW:
+            from fglab.features.pretrained import image_of_bytes
+
+            parts.append(image_of_bytes(current_folder(part), data))
+        else:
+            parts.append(features_of_bytes(data, image_extractor(part)))
+    return np.concatenate(parts)
 
 
 def extract_image_view(split: Split, view: str) -> np.ndarray:

@@ -10,6 +10,9 @@
   --view text:use` / `text:e5`: ~200 against 4.4 texts/s; `benchmarks/sentence_speed.py` beside
   another job: 100 against 3.4).
 
+- ``text:clip``: the text tower of the model folder given with ``--model-path`` (CLIP,
+  Chinese-CLIP or SigLIP, :mod:`fglab.features.pretrained`), in the image tower's space.
+
 Embeddings are L2-normalized and kept in the feature store per text (content hash + model
 name, :mod:`fglab.features.store`).
 """
@@ -24,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from fglab.features.cache import text_digest
+from fglab.features.model_folder import current_folder
 from fglab.features.store import FeatureStore, open_store
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,31 @@ SENTENCE_VIEWS = {
 #: Characters of each text that text:use reads: the cost grows faster than the length, and a
 #: news text's first 256 characters carry its title and lead.
 USE_CHARS = 256
+#: The text tower of the current model folder (its store and width depend on the folder).
+PRETRAINED_TEXT_VIEW = "text:clip"
+TEXT_VIEWS = (*SENTENCE_VIEWS, PRETRAINED_TEXT_VIEW)
+
+
+def text_store_spec(view: str) -> tuple[str, int]:
+    """(feature store name, dimension) of a sentence view."""
+    if view == PRETRAINED_TEXT_VIEW:
+        from fglab.features.pretrained import embedding_dim, text_store_name
+
+        folder = current_folder(view)
+        return text_store_name(folder), embedding_dim(folder)
+    if view not in SENTENCE_VIEWS:
+        raise ValueError(f"unknown sentence view {view!r}; known: {', '.join(TEXT_VIEWS)}")
+    name, _, dim = SENTENCE_VIEWS[view]
+    return name, dim
+
+
+def text_encoder(view: str) -> Callable[[list[str]], np.ndarray]:
+    """A function from texts to (n, dim) normalized float32 embeddings of ``view``."""
+    if view == PRETRAINED_TEXT_VIEW:
+        from fglab.features.pretrained import towers
+
+        return towers(current_folder(view)).encode_texts
+    return _encoder(view)
 
 
 @lru_cache(maxsize=2)
@@ -86,12 +115,10 @@ def embed_texts(
     batch_size: int = 64,
     progress: bool = False,
 ) -> np.ndarray:
-    """(len(texts), 384) float32 embeddings; texts already in the store (``cache``, default:
+    """(len(texts), dim) float32 embeddings; texts already in the store (``cache``, default:
     the view's store under ``$FGLAB_CACHE/features``) are not embedded again, the others are
     stored (flushed at the end, also when the run stops on an error)."""
-    if view not in SENTENCE_VIEWS:
-        raise ValueError(f"unknown sentence view {view!r}; known: {', '.join(SENTENCE_VIEWS)}")
-    name, _, dim = SENTENCE_VIEWS[view]
+    name, dim = text_store_spec(view)
     cache = cache if cache is not None else open_store(name)
     keys = [text_digest(text) for text in texts]
     out = np.zeros((len(texts), dim), dtype=np.float32)
@@ -104,7 +131,7 @@ def embed_texts(
     if todo:
         from tqdm import tqdm
 
-        encode = _encoder(view)
+        encode = text_encoder(view)
         pending = list(todo)
         with tqdm(total=len(pending), desc=view, unit="text", disable=not progress) as bar:
             try:

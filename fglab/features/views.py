@@ -10,11 +10,13 @@ from fglab.data.tokenize import make_tokenizer
 from fglab.features.featureset import FeatureSet
 from fglab.features.text import TfidfTextFeatures
 
-COMPUTED_TEXT_VIEWS = ("text:tfidf", "text:minilm", "text:e5", "text:use")
+SENTENCE_TEXT_VIEWS = ("text:minilm", "text:e5", "text:use", "text:clip")
+COMPUTED_TEXT_VIEWS = ("text:tfidf", *SENTENCE_TEXT_VIEWS)
 #: tf-idf followed by a sentence embedding of each text: the words for the graph branch, the
 #: pretrained encoder's reading beside them (one sparse row per text).
 WORDS_AND_SENTENCE_VIEWS = {
     "text:tfidf+use": "text:use", "text:tfidf+e5": "text:e5", "text:tfidf+minilm": "text:minilm",
+    "text:tfidf+clip": "text:clip",
 }
 
 #: The default views with categories, for every method alike: tf-idf (the words fglab's graph
@@ -91,6 +93,38 @@ def default_views(
     return image_view or default_image_view(dataset, pairs), text_view
 
 
+#: The views of a model folder (``--model-path``): both towers of one pretrained model; a
+#: method that reads words gets tf-idf beside the text tower.
+PRETRAINED_VIEWS = ("image:clip", "text:clip")
+PRETRAINED_WORDS_VIEW = "text:tfidf+clip"
+
+
+def choose_views(
+    dataset: CrossModalDataset, method_name: str, text_input: str,
+    fixed_views: tuple[str, str] | None = None, pairs: bool = False,
+    image_view: str | None = None, text_view: str | None = None, model_folder: bool = False,
+) -> tuple[str, str]:
+    """The (image, text) views a method gets: those it must have (``fixed_views``), else the
+    named ones, the model folder's where one is given (``model_folder``), else the defaults.
+    A method that reads words (``text_input`` "bag_of_words") given ``text:clip`` gets
+    ``text:tfidf+clip``: its words and the text tower side by side."""
+    if fixed_views is not None:
+        named = (image_view or fixed_views[0], text_view or fixed_views[1])
+        if named != fixed_views:
+            raise ValueError(
+                f"{method_name} ranks in the pretrained model's own space: its views are "
+                f"{' and '.join(fixed_views)} (with --model-path), not {' and '.join(named)}"
+            )
+        return fixed_views
+    if model_folder:
+        image_view, text_view = image_view or PRETRAINED_VIEWS[0], text_view or PRETRAINED_VIEWS[1]
+    if text_input == "bag_of_words" and text_view == PRETRAINED_VIEWS[1]:
+        text_view = PRETRAINED_WORDS_VIEW
+    image_view, text_view = default_views(dataset, pairs, image_view, text_view)
+    check_text_view(method_name, text_input, text_view)
+    return image_view, text_view
+
+
 def build_features(
     dataset: CrossModalDataset, image_view: str, text_view: str, tfidf_min_df: int = 3
 ) -> tuple[FeatureSet, FeatureSet]:
@@ -106,7 +140,7 @@ def build_features(
         train_texts = text_rows(tfidf, train_tokens, dataset.train.texts, text_view, True)
         test_texts = text_rows(tfidf, test_tokens, dataset.test.texts, text_view, True)
         vocabulary = tfidf.vocabulary_
-    elif text_view in ("text:minilm", "text:e5"):  # sentence embeddings, cached per text
+    elif text_view in SENTENCE_TEXT_VIEWS:  # sentence embeddings, cached per text
         from fglab.features.sentence import embed_texts
 
         train_texts = embed_texts(dataset.train.texts, text_view)

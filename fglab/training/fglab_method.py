@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 
-from fglab.config import SEMANTIC_WEIGHTS, FGLabConfig
+from fglab.config import PRETRAINED_WEIGHTS, SEMANTIC_WEIGHTS, FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
 from fglab.data.splits import (
     VALIDATION_BOUND,
@@ -31,12 +31,17 @@ from fglab.losses import (
     weighted_contrastive_loss,
     weighted_pairwise_similarity_loss,
 )
-from fglab.method import ReportContext, RetrievalMethod
+from fglab.method import ReportContext, RetrievalMethod, unit_rows
 from fglab.metrics import blocked_average_precisions
 from fglab.models.siamese import CrossModalNetwork
 from fglab.training.checkpoint import CheckpointStore
 from fglab.training.loop import EpochHook, StageResult, train_stage
-from fglab.training.teachers import SiameseTeacher, sentence_grades, tfidf_grades
+from fglab.training.teachers import (
+    SiameseTeacher,
+    pretrained_grades,
+    sentence_grades,
+    tfidf_grades,
+)
 from fglab.training.tensors import FeatureRows, batched, sentence_columns
 
 logger = logging.getLogger(__name__)
@@ -137,6 +142,7 @@ class FGLabMethod(RetrievalMethod):
         self.vocabulary_ = list(train.vocabulary)
         # columns after the vocabulary: a sentence embedding per text (text:tfidf+e5)
         self.n_sentence_ = train.texts.shape[1] - len(self.vocabulary_)
+        self._check_pretrained_views(train.images.shape[1])
         self.language_ = train.language
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
         store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
@@ -160,6 +166,7 @@ class FGLabMethod(RetrievalMethod):
         self.timings_["teacher"] = time.perf_counter() - started
         first = self._fit_model(texts, images, labels, scored, store)
         self._choose_semantic_weight(first, scored)
+        self._choose_pretrained_weight(first, scored)
         epochs = self.stages_["model"].best_epoch + 1
         members = self.config.training.ensemble
         tokens = train.tokens
@@ -196,6 +203,42 @@ class FGLabMethod(RetrievalMethod):
             first.semantic_weight = chosen
         self.timings_["semantic_weight"] = time.perf_counter() - started
 
+    def _check_pretrained_views(self, image_width: int) -> None:
+        """A ValueError unless the zero-shot score, if it may be used, has one model's towers:
+        the image features and the text view's sentence columns of one width."""
+        weight = self.config.model.pretrained_weight
+        if (weight is None or weight > 0) and image_width != self.n_sentence_:
+            raise ValueError(
+                "model.pretrained_weight adds a pretrained model's own cosine to the score: it "
+                "needs both towers of one model, image:clip and text:tfidf+clip (--model-path), "
+                f"got {image_width}-d images and a {self.n_sentence_}-d text embedding"
+            )
+
+    def _choose_pretrained_weight(self, first: CrossModalNetwork, scored: FeatureSet) -> None:
+        """Unless set, the weight of the pretrained model's own (zero-shot) cosine in the
+        score, chosen on validation for the kept epoch's weights: fglab's score alone (0),
+        the zero-shot score alone (ZERO_SHOT_ONLY) or a sum between."""
+        if self.config.model.pretrained_weight is not None:
+            return
+        images = _encode_images([first], scored.images)
+        texts = _encode_texts([first], scored.texts)
+        zero_images, zero_texts = unit_rows(scored.images), self._zero_shot_texts(scored.texts)
+        scores = {}
+        for weight in PRETRAINED_WEIGHTS:
+            root = np.float32(np.sqrt(weight))
+            scores[weight] = _validation_map(
+                np.hstack([images, root * zero_images]), np.hstack([texts, root * zero_texts]),
+                scored.labels,
+            )
+        self.pretrained_weight_scores_ = scores
+        chosen = max(scores, key=scores.get)
+        self.config = replace(self.config,
+                              model=replace(self.config.model, pretrained_weight=chosen))
+
+    def _zero_shot_texts(self, texts) -> np.ndarray:
+        """The unit-length pretrained embedding of each text: the columns after the words."""
+        return unit_rows(texts[:, len(self.vocabulary_):])
+
     def _stage_timings(self) -> dict[str, float]:
         """Seconds per part of the fit, from the stages' records: the first model (its
         validation apart), the refit or further members, and the model's validation scoring
@@ -226,6 +269,8 @@ class FGLabMethod(RetrievalMethod):
             return sentence_grades(train, scored, graded_too, pair_level, seed)
         if labels_config.teacher == "tfidf":
             return tfidf_grades(train, scored, graded_too, pair_level, seed)
+        if labels_config.teacher == "pretrained":
+            return pretrained_grades(train, scored, graded_too, pair_level, seed)
         teacher = SiameseTeacher(
             self.config, self._n_words(), self.laplacian_, self.stages_, store, self.on_epoch_end,
             self.n_sentence_,
@@ -344,11 +389,21 @@ class FGLabMethod(RetrievalMethod):
     # -- encoding ------------------------------------------------------------------------
     # An ensemble's score is the mean of its networks' scores: the embeddings of the
     # networks side by side, the text side divided by their number.
+    # With a pretrained weight w > 0, each side's unit zero-shot embedding times sqrt(w)
+    # follows: the score becomes fglab's plus w times the pretrained model's cosine.
     def encode_images(self, images: np.ndarray) -> np.ndarray:
-        return _encode_images(self.networks_, images)
+        encoded = _encode_images(self.networks_, images)
+        return self._with_zero_shot(encoded, lambda: unit_rows(images))
 
     def encode_texts(self, texts) -> np.ndarray:
-        return _encode_texts(self.networks_, texts)
+        encoded = _encode_texts(self.networks_, texts)
+        return self._with_zero_shot(encoded, lambda: self._zero_shot_texts(texts))
+
+    def _with_zero_shot(self, encoded: np.ndarray, zero_shot) -> np.ndarray:
+        weight = self.config.model.pretrained_weight or 0.0
+        if weight == 0:
+            return encoded
+        return np.hstack([encoded, np.float32(np.sqrt(weight)) * zero_shot()])
 
     # -- report and persistence ----------------------------------------------------------
     def write_report(self, out_dir: Path, context: ReportContext) -> None:

@@ -19,6 +19,7 @@ from fglab.data.splits import GALLERY_BOUND, TEACHER_BOUND, bounded_sample
 from fglab.features.featureset import FeatureSet
 from fglab.labels import CosineSimilarity, ScaledSimilarity, TextGrades
 from fglab.losses import weighted_pairwise_similarity_loss
+from fglab.method import unit_rows
 from fglab.metrics import blocked_average_precisions
 from fglab.models.siamese import SiameseTextNetwork
 from fglab.training.checkpoint import CheckpointStore
@@ -51,16 +52,47 @@ def sentence_grades(
     if any(part.documents is None for part in sets):
         raise ValueError("the sentence teacher needs the raw texts (FeatureSet.documents)")
     view = "text:minilm" if train.language == "en" else "text:e5"
-    embedded = embed_texts(train.documents, view, progress=True)
+
+    def embed(part: FeatureSet) -> np.ndarray:
+        return embed_texts(part.documents, view, progress=True)
+
+    return _embedding_grades(train, scored, extra, pair_level, seed, embed)
+
+
+def pretrained_grades(
+    train: FeatureSet, scored: FeatureSet, extra: FeatureSet | None, pair_level: bool,
+    seed: int = 0,
+) -> tuple[TextGrades, float | None]:
+    """As :func:`sentence_grades`, from the text view's own pretrained embedding: the columns
+    after the tf-idf ones (``text:tfidf+clip``: a pretrained image-text model's text tower)."""
+    words = len(train.vocabulary or [])
+    if train.texts.shape[1] <= words:
+        raise ValueError(
+            "labels.teacher 'pretrained' grades by the text view's pretrained embedding, and "
+            "this text view has none: use text:tfidf+clip (with --model-path)"
+        )
+
+    def embed(part: FeatureSet) -> np.ndarray:
+        return unit_rows(part.texts[:, words:])
+
+    return _embedding_grades(train, scored, extra, pair_level, seed, embed)
+
+
+def _embedding_grades(
+    train: FeatureSet, scored: FeatureSet, extra: FeatureSet | None, pair_level: bool,
+    seed: int, embed,
+) -> tuple[TextGrades, float | None]:
+    """Scaled inner products of ``embed(part)`` (unit rows) of the training texts, then the
+    ``extra`` ones, and the text->text MAP of the ``scored`` texts (None at pair level)."""
+    embedded = embed(train)
     text_map = None
     if not pair_level:
-        queries = embed_texts(scored.documents, view, progress=True)
         gallery = bounded_sample(train.labels, GALLERY_BOUND, seed)
         text_map = text_to_text_map(
-            queries, embedded[gallery], scored.labels, train.labels[gallery]
+            embed(scored), embedded[gallery], scored.labels, train.labels[gallery]
         )
     if extra is not None:
-        embedded = np.vstack([embedded, embed_texts(extra.documents, view, progress=True)])
+        embedded = np.vstack([embedded, embed(extra)])
     return TextGrades([ScaledSimilarity.fit(embedded, seed=seed)]), text_map
 
 

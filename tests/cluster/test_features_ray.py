@@ -38,13 +38,25 @@ def address():
 
 @pytest.mark.parametrize("view", ["image:efficientnet-lite0", "text:e5"])
 def test_features_on_ray_match_in_process(address, view, tmp_path, capsys):
+    _same_on_ray_as_in_process(address, view, tmp_path, capsys, [])
+
+
+@pytest.mark.parametrize("view", ["image:clip", "text:clip"])
+def test_a_model_folders_views_on_ray_match_in_process(address, view, clip_folder, tmp_path,
+                                                       capsys):
+    """Each worker loads the folder from the same path and checks its weights."""
+    _same_on_ray_as_in_process(address, view, tmp_path, capsys,
+                               ["--model-path", str(clip_folder)])
+
+
+def _same_on_ray_as_in_process(address, view, tmp_path, capsys, extra: list[str]) -> None:
     manifest = write_manifest_collection(tmp_path / "collection", per_topic=6)
     items = load_manifest(manifest).items
     if view.startswith("image:"):
         keys = [file_digest(m.image_path) for m in items]
     else:
         keys = [text_digest(m.text) for m in items]
-    common = ["features", f"manifest:{manifest}", "--view", view, "--cache-dir"]
+    common = ["features", f"manifest:{manifest}", "--view", view, *extra, "--cache-dir"]
     assert main([*common, str(tmp_path / "local")]) == 0
     ray_argv = [*common, str(tmp_path / "ray"), "--ray", address, "--workers", "2"]
     assert main(ray_argv) == 0

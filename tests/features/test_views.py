@@ -15,6 +15,7 @@ from fglab.features.views import (
     PAIR_IMAGE_VIEW,
     PAIR_TEXT_VIEW,
     check_text_view,
+    choose_views,
     default_image_view,
     default_text_view,
     default_views,
@@ -50,3 +51,16 @@ def test_a_method_that_reads_words_is_refused_a_view_without_words():
     check_text_view("cca", "any", "text:lda")
     with pytest.raises(ValueError, match="fglab reads words"):
         check_text_view("fglab", "bag_of_words", "text:lda")
+
+
+def test_a_model_folder_gives_its_towers_and_a_fixed_method_keeps_them():
+    photos = _dataset({})
+    assert choose_views(photos, "cca", "any", model_folder=True) == ("image:clip", "text:clip")
+    assert choose_views(photos, "fglab", "bag_of_words", model_folder=True) == (
+        "image:clip", "text:tfidf+clip")  # the words beside the text tower
+    assert choose_views(photos, "fglab", "bag_of_words", text_view="text:clip") == (
+        DEFAULT_IMAGE_VIEW, "text:tfidf+clip")
+    fixed = ("image:clip", "text:clip")
+    assert choose_views(photos, "pretrained", "any", fixed) == fixed
+    with pytest.raises(ValueError, match="its views are image:clip and text:clip"):
+        choose_views(photos, "pretrained", "any", fixed, image_view="image:efficientnet-lite0")

@@ -104,3 +104,52 @@ def test_the_siamese_teacher_learns_from_a_bounded_sample_and_grades_every_text(
     method = FGLabMethod(config).fit(train, validation)
     assert trained_rows == [("siamese", 4)]  # a stratified sample of the 6 texts
     assert method.grades_.block(np.arange(6), np.arange(6)).shape == (6, 6)
+
+
+def _with_embedding(documents: list[str], labels: list[int], seed: int = 0) -> FeatureSet:
+    """A text view of tf-idf plus a 4-d "pretrained" embedding (the topic, with noise), and
+    images in the same 4-d space: both towers of one model, as image:clip + text:tfidf+clip."""
+    from scipy import sparse
+
+    words = _feature_set(documents, labels)
+    rng = np.random.default_rng(seed)
+    embedding = np.eye(4)[np.array(labels)] + 0.1 * rng.normal(size=(len(labels), 4))
+    texts = sparse.hstack([words.texts, sparse.csr_matrix(embedding)], format="csr")
+    images = (embedding + 0.1 * rng.normal(size=embedding.shape)).astype(np.float32)
+    return FeatureSet(images, texts, words.labels, words.vocabulary, words.tokens, "en",
+                      documents)
+
+
+def _pretrained_config(weight: float | None = None) -> FGLabConfig:
+    return FGLabConfig.from_dict({
+        "model": {"text_branch": "mlp", "hidden_dim": 8, "embed_dim": 8,
+                  "pretrained_weight": weight},
+        "training": {"epochs": 1, "batch_size": 6},
+        "labels": {"teacher": "pretrained"},
+    })
+
+
+def test_pretrained_teacher_grades_by_the_views_embedding_and_zero_shot_is_weighed():
+    from fglab.config import PRETRAINED_WEIGHTS
+
+    train = _with_embedding(SPORT[:3] + MARKETS[:3], [0, 0, 0, 1, 1, 1])
+    validation = _with_embedding([SPORT[3], MARKETS[3]], [0, 1], seed=1)
+    method = FGLabMethod(_pretrained_config()).fit(train, validation)
+    h = method.grades_.block(np.arange(6), np.arange(6))
+    within = np.mean([h[i, j] for i in range(3) for j in range(3) if i != j])
+    assert within > np.mean(h[:3, 3:])  # the same topic grades higher
+    assert set(method.pretrained_weight_scores_) == set(PRETRAINED_WEIGHTS)
+    weight = method.config.model.pretrained_weight
+    assert weight in PRETRAINED_WEIGHTS
+    encoded = method.encode_images(train.images)
+    assert encoded.shape[1] == 8 + (4 if weight > 0 else 0)  # the zero-shot part follows
+    scores = method.similarity(train.images, train.texts)
+    assert scores.shape == (6, 6)
+
+
+def test_zero_shot_weight_needs_one_models_towers():
+    train = _feature_set(SPORT[:3] + MARKETS[:3], [0, 0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="text:tfidf\\+clip"):
+        FGLabMethod(_pretrained_config()).fit(train, train)
+    with pytest.raises(ValueError, match="has none: use text:tfidf\\+clip"):
+        FGLabMethod(_pretrained_config(0.0)).fit(train, train)
