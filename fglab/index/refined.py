@@ -1,7 +1,7 @@
 """The index kind for large collections: an inverted file of 4-bit fast-scan PQ codes in
 memory, re-ranked with the full vectors from a memory-mapped file on disk.
 
-faiss's ``IVF{nlist},PQ{d/2}x4fs`` holds 64 bytes a 256-d vector and scans only the
+faiss's ``IVF{nlist},PQ{d}x4fs`` holds 128 bytes a 256-d vector and scans only the
 ``nprobe`` lists nearest a query; removals are removed from its lists (``remove_ids``). The
 best ``k x k_factor`` candidates are re-ranked by their exact inner products, read from
 ``MODALITY.vectors.npy`` (rows in key order, ``MODALITY.keys.npy``), which the server maps
@@ -230,7 +230,7 @@ class RefinedIVF:
         padded = dim + dim % 2
         nlist = nlist or default_nlist(len(train))
         nlist = max(1, min(nlist, len(train) // 39 or 1))
-        ivf = faiss.index_factory(padded, f"IVF{nlist},PQ{padded // 2}x4fs",
+        ivf = faiss.index_factory(padded, f"IVF{nlist},PQ{padded}x4fs",
                                   faiss.METRIC_INNER_PRODUCT)
         sample = train[np.random.default_rng(0).permutation(len(train))[: TRAIN_PER_LIST * nlist]]
         ivf.train(_padded(sample, padded))

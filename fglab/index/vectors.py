@@ -77,7 +77,7 @@ class IndexSettings:
         budget = self.memory_budget()
         if n < AUTO_APPROXIMATE_FROM and 4 * dim * n <= budget:
             return "flat"
-        codes = n * (dim / 4 + 8)  # 4 bits a half dimension, an 8-byte id
+        codes = n * (dim / 2 + 8)  # 4 bits a dimension, an 8-byte id
         if codes > budget:
             raise ValueError(
                 f"{n:,} items of {dim} dimensions need about {codes / 2**30:.1f} GiB of codes "

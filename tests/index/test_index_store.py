@@ -131,7 +131,7 @@ def test_auto_kind_keeps_to_the_memory_budget():
     assert budget.resolved_kind(1000, dim=256) == "flat"
     assert budget.resolved_kind(1001, dim=256) == "ivfpq"  # exact search would not fit
     with pytest.raises(ValueError, match=r"need about .* GiB of codes .* raise --max-memory"):
-        budget.resolved_kind(20_000, dim=256)  # 72 bytes a code and id: over 1 MB
+        budget.resolved_kind(20_000, dim=256)  # 136 bytes a code and id: over 1 MB
     assert IndexSettings().memory_budget() > 2**30  # half of any machine this runs on
 
 
