@@ -129,9 +129,6 @@ def test_a_bad_folder_is_one_line_and_leaves_nothing(
         config = json.loads((folder / "config.json").read_text())
         config["projection_dim"] = 8
         (folder / "config.json").write_text(json.dumps(config))
-    from fglab.features.pretrained import towers
-
-    towers.cache_clear()
     run = tmp_path / "run"
     capsys.readouterr()
     assert main(["train", f"manifest:{manifest}", "--method", "pretrained", "--model-path",
