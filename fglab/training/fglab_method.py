@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 
-from fglab.config import PRETRAINED_WEIGHTS, SEMANTIC_WEIGHTS, FGLabConfig
+from fglab.config import SEMANTIC_WEIGHTS, FGLabConfig
 from fglab.data.graph import knn_graph, scaled_laplacian
 from fglab.data.splits import (
     VALIDATION_BOUND,
@@ -43,6 +43,7 @@ from fglab.training.teachers import (
     tfidf_grades,
 )
 from fglab.training.tensors import FeatureRows, batched, sentence_columns
+from fglab.training.zero_shot import check_towers, weight_scores, with_zero_shot, zero_shot_texts
 
 logger = logging.getLogger(__name__)
 MEMBER_SEED_STEP = 1000  # ensemble member k initializes from seed + 1 + k * this
@@ -142,7 +143,8 @@ class FGLabMethod(RetrievalMethod):
         self.vocabulary_ = list(train.vocabulary)
         # columns after the vocabulary: a sentence embedding per text (text:tfidf+e5)
         self.n_sentence_ = train.texts.shape[1] - len(self.vocabulary_)
-        self._check_pretrained_views(train.images.shape[1])
+        check_towers(self.config.model.pretrained_weight, train.images.shape[1],
+                     self.n_sentence_)
         self.language_ = train.language
         self.laplacian_ = self._graph(train) if self.config.model.text_branch == "gcn" else None
         store = CheckpointStore(self.checkpoint_dir) if self.checkpoint_dir else None
@@ -203,41 +205,19 @@ class FGLabMethod(RetrievalMethod):
             first.semantic_weight = chosen
         self.timings_["semantic_weight"] = time.perf_counter() - started
 
-    def _check_pretrained_views(self, image_width: int) -> None:
-        """A ValueError unless the zero-shot score, if it may be used, has one model's towers:
-        the image features and the text view's sentence columns of one width."""
-        weight = self.config.model.pretrained_weight
-        if (weight is None or weight > 0) and image_width != self.n_sentence_:
-            raise ValueError(
-                "model.pretrained_weight adds a pretrained model's own cosine to the score: it "
-                "needs both towers of one model, image:clip and text:tfidf+clip (--model-path), "
-                f"got {image_width}-d images and a {self.n_sentence_}-d text embedding"
-            )
-
     def _choose_pretrained_weight(self, first: CrossModalNetwork, scored: FeatureSet) -> None:
         """Unless set, the weight of the pretrained model's own (zero-shot) cosine in the
         score, chosen on validation for the kept epoch's weights: fglab's score alone (0),
         the zero-shot score alone (ZERO_SHOT_ONLY) or a sum between."""
         if self.config.model.pretrained_weight is not None:
             return
-        images = _encode_images([first], scored.images)
-        texts = _encode_texts([first], scored.texts)
-        zero_images, zero_texts = unit_rows(scored.images), self._zero_shot_texts(scored.texts)
-        scores = {}
-        for weight in PRETRAINED_WEIGHTS:
-            root = np.float32(np.sqrt(weight))
-            scores[weight] = _validation_map(
-                np.hstack([images, root * zero_images]), np.hstack([texts, root * zero_texts]),
-                scored.labels,
-            )
+        encoded = (_encode_images([first], scored.images), _encode_texts([first], scored.texts))
+        zero = (unit_rows(scored.images), zero_shot_texts(scored.texts, self._n_words()))
+        scores = weight_scores(encoded, zero, scored.labels, _validation_map)
         self.pretrained_weight_scores_ = scores
         chosen = max(scores, key=scores.get)
         self.config = replace(self.config,
                               model=replace(self.config.model, pretrained_weight=chosen))
-
-    def _zero_shot_texts(self, texts) -> np.ndarray:
-        """The unit-length pretrained embedding of each text: the columns after the words."""
-        return unit_rows(texts[:, len(self.vocabulary_):])
 
     def _stage_timings(self) -> dict[str, float]:
         """Seconds per part of the fit, from the stages' records: the first model (its
@@ -393,17 +373,13 @@ class FGLabMethod(RetrievalMethod):
     # follows: the score becomes fglab's plus w times the pretrained model's cosine.
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         encoded = _encode_images(self.networks_, images)
-        return self._with_zero_shot(encoded, lambda: unit_rows(images))
+        return with_zero_shot(encoded, self.config.model.pretrained_weight,
+                              lambda: unit_rows(images))
 
     def encode_texts(self, texts) -> np.ndarray:
         encoded = _encode_texts(self.networks_, texts)
-        return self._with_zero_shot(encoded, lambda: self._zero_shot_texts(texts))
-
-    def _with_zero_shot(self, encoded: np.ndarray, zero_shot) -> np.ndarray:
-        weight = self.config.model.pretrained_weight or 0.0
-        if weight == 0:
-            return encoded
-        return np.hstack([encoded, np.float32(np.sqrt(weight)) * zero_shot()])
+        return with_zero_shot(encoded, self.config.model.pretrained_weight,
+                              lambda: zero_shot_texts(texts, self._n_words()))
 
     # -- report and persistence ----------------------------------------------------------
     def write_report(self, out_dir: Path, context: ReportContext) -> None:
