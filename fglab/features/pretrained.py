@@ -41,9 +41,9 @@ from fglab.hardware import fast_bfloat16
 VERSION = 1
 #: How the towers compute: "float32"; "bfloat16" (autocast); "int8" (the linear layers
 #: dynamically quantized). benchmarks/clip_speed.py measures each against float32
-#: (docs/pretrained.md): on this project's CPU (AVX512-BF16) bfloat16 ran CLIP ViT-B/32 about
-#: five times as fast with every vector within cosine 0.9999 of float32's, int8 slower than
-#: bfloat16 and further off; so bfloat16 where the CPU runs it natively, else float32.
+#: (docs/pretrained.md): on CLIP ViT-B/32 bfloat16 kept every vector within cosine 0.9999 of
+#: float32's and ran faster; int8's texts fell below 0.999. So bfloat16 where the CPU runs it
+#: natively, else float32.
 PRECISIONS = ("float32", "bfloat16", "int8")
 
 
