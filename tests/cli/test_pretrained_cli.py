@@ -49,9 +49,11 @@ def manifest(tmp_path):
                                      split=False, fmt="jsonl")
 
 
+@pytest.mark.parametrize("architecture", ["clip_folder", "chinese_clip_folder"])
 def test_a_model_folder_runs_end_to_end_offline(
-    clip_folder, manifest, tmp_path, capsys, monkeypatch, no_network
+    architecture, request, manifest, tmp_path, capsys, monkeypatch, no_network
 ):
+    clip_folder = request.getfixturevalue(architecture)
     source, model = f"manifest:{manifest}", str(clip_folder)
     for view in ("image:clip", "text:clip"):
         assert main(["features", source, "--view", view, "--model-path", model]) == 0
@@ -88,7 +90,7 @@ def _index_search_serve(run, source, manifest, index, capsys, monkeypatch):
 
     assert main(["index", str(run), "--dataset", source, "--out", str(index)]) == 0
     capsys.readouterr()
-    assert main(["search", str(index), "--text", "football stadium", "--json", "-k", "3"]) == 0
+    assert main(["search", str(index), "--text", "足球 football", "--json", "-k", "3"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 3 and all(hit["modality"] == "image" for hit in hits)
     image = next((manifest.parent / "images").iterdir())
