@@ -9,6 +9,7 @@ removals slow ``pq``; ``ivfpq``, the automatic choice from 200k items, removes t
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,15 @@ import numpy as np
 from fglab.index.atomic import LISTING, IncompleteIndexError
 from fglab.io import naming
 
+logger = logging.getLogger(__name__)
+
 KINDS = ("auto", "flat", "ivf", "hnsw", "pq", "ivfpq")
 #: Kinds whose faiss index cannot remove vectors: removed ids are hidden at search time.
 HIDE_REMOVED = ("hnsw", "pq")
 #: The fewest vectors a PQ index trains its 16 centroids per sub-quantizer on.
 PQ_MIN_TRAIN = 128
+#: Kinds with PQ codes: fewer than PQ_MIN_TRAIN items of a modality get ``flat`` instead.
+TRAINED_CODES = ("pq", "ivfpq")
 #: From this many items in one modality on, ``kind="auto"`` picks ``ivfpq`` over exact search:
 #: codes in memory scanned a few lists at a time, full vectors on disk for the re-ranking,
 #: removals removed (:mod:`fglab.index.refined`; ``benchmarks/search_end_to_end.py``).
@@ -70,6 +75,12 @@ class IndexSettings:
         if sharded and self.kind == "ivfpq":
             raise ValueError("kind ivfpq is not available for a sharded index; use --kind pq, "
                              "ivf or flat with --shards / --ray")
+        if self.kind in TRAINED_CODES and n < PQ_MIN_TRAIN:
+            # e.g. a handful of texts added to an image index: exact search for them (a
+            # quantizer trained on them would fail to load with its segment)
+            logger.warning("%d items are too few to train %s codes (>= %d): exact search for "
+                           "them", n, self.kind, PQ_MIN_TRAIN)
+            return "flat"
         if self.kind != "auto":
             return self.kind
         if sharded:

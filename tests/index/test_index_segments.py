@@ -227,3 +227,18 @@ def test_a_large_add_is_spilled_written_and_replayed_in_blocks(tmp_path, monkeyp
     loaded = EmbeddingIndex.load(path)
     assert max(blocks) <= 300 and blocks[-14:] == [7] * 13 + [4]  # the segment: 95 in 7s
     assert _top(loaded, new[42]) == ["ima-1042"]
+
+
+@pytest.mark.parametrize("kind", ["pq", "ivfpq"])
+def test_a_few_items_of_a_new_modality_added_to_a_coded_index_load_back(kind, tmp_path):
+    path = tmp_path / "index"
+    index = EmbeddingIndex(16, IndexSettings(kind=kind))
+    index.add(_items(300), _vectors(300))
+    index.save(path)
+    metadata = EmbeddingIndex.load(path, vectors=False)
+    texts = _vectors(10, seed=3)
+    metadata.add(_items(10, "text"), texts)  # too few to train codes on: exact search
+    metadata.save_changes(path)
+    loaded = EmbeddingIndex.load(path)  # a quantizer trained on 10 vectors used to fail here
+    assert loaded.kinds == {"image": kind, "text": "flat"}
+    assert loaded.search(texts[4], "text", 1)[0][0][0].id == "txt-4"

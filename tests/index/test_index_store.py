@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fglab.index.store import EmbeddingIndex, IndexSettings, Item
+from fglab.index.store import EmbeddingIndex, IndexSettings, Item, make_pq_index
 
 
 def _items(n: int, modality: str = "image", start: int = 0) -> list[Item]:
@@ -88,10 +88,12 @@ def test_bad_inputs_name_the_problem():
         EmbeddingIndex(16, IndexSettings(kind="lsh")).add(_items(1), _vectors(1))
 
 
-def test_pq_needs_enough_vectors_to_train():
+def test_too_few_items_for_pq_codes_get_exact_search(caplog):
     index = EmbeddingIndex(16, IndexSettings(kind="pq"))
-    with pytest.raises(ValueError, match="pq index needs"):
-        index.add(_items(50), _vectors(50))
+    index.add(_items(50), _vectors(50))
+    assert index.kinds == {"image": "flat"} and "50 items are too few" in caplog.text
+    with pytest.raises(ValueError, match="pq index needs"):  # the factory itself still checks
+        make_pq_index(16, 8, _vectors(50))
 
 
 def test_pq_takes_an_odd_dimension_with_exact_scores(tmp_path):
