@@ -44,6 +44,11 @@ IDLE_INTERVAL = 0.2
 PROC_STAT = Path("/proc/stat")
 
 
+def machine_memory() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int:
     """Bytes of memory available to new work now (the kernel's ``MemAvailable``: free plus
     reclaimable cache), or the free pages where that is not known."""

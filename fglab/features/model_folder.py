@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from fglab.integrity import sha256_file
+
 CONFIG, WEIGHTS, PREPROCESSOR = "config.json", "model.safetensors", "preprocessor_config.json"
 #: config.json's ``model_type`` -> the transformers class that loads it.
 ARCHITECTURES = {"clip": "CLIPModel", "chinese_clip": "ChineseCLIPModel", "siglip": "SiglipModel"}
@@ -124,8 +126,7 @@ def settings_checksum(path: Path) -> str:
 def weights_checksum(weights: Path) -> str:
     """The SHA-256 of the weights file (hex)."""
     try:
-        with open(weights, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return sha256_file(weights)
     except OSError as error:
         raise ValueError(f"{weights}: unreadable ({error}); {LAYOUT}") from error
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from fglab.hardware import machine_memory
 from fglab.index.atomic import LISTING, IncompleteIndexError
 from fglab.io import naming
 
@@ -96,11 +97,6 @@ class IndexSettings:
                 f"or spread the index over machines with --shards / --ray"
             )
         return "ivfpq"
-
-
-def machine_memory() -> int:
-    """This machine's physical memory in bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def make_faiss_index(dim: int, kind: str, settings: IndexSettings, train: np.ndarray,

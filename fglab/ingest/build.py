@@ -149,16 +149,16 @@ class _ChunkedAdder:
 
     def __init__(self, index: EmbeddingIndex | None, settings: IndexSettings | None, info: dict,
                  counts: Counter):
-        self.index, self.settings, self.info, self.counts = index, settings, info, counts
+        self.index, self.settings, self.info, self.counts = index, settings, info, dict(counts)
         self.pending: dict[str, tuple[list[Item], list[np.ndarray]]] = {}
         self.added = 0
+        if index is not None:
+            index.expect(self.counts)
 
     def put(self, items: list[Item], vectors: np.ndarray) -> None:
-        if self.index is None and len(items):
+        if self.index is None and len(items):  # its width is known from the first vectors
             self.index = EmbeddingIndex(vectors.shape[1], self.settings, self.info)
-        if self.index is not None and self.counts:
-            self.index.expect(dict(self.counts))
-            self.counts = Counter()
+            self.index.expect(self.counts)
         start = 0
         for end in [*_modality_changes(items), len(items)]:  # one run of a modality at a time
             if end > start:
