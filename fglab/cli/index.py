@@ -84,7 +84,7 @@ def _collection(args: argparse.Namespace):
     from fglab.data.sources import parse_source
     from fglab.ingest.reader import collection_size
 
-    collection = load_collection(parse_source(args.dataset), args.data_root)
+    collection = load_collection(parse_source(args.dataset), args.data_root, streamed=True)
     splits = ["train", "test"] if args.split == "all" else ["test"]
     bar = tqdm(total=collection_size(collection, splits), unit="item", desc="embedding")
     return collection, splits, bar

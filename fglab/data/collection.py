@@ -21,7 +21,13 @@ from sklearn.model_selection import train_test_split
 
 from fglab.data.dataset import CrossModalDataset, Split
 from fglab.data.language import detect_language
-from fglab.data.manifest import Manifest, ManifestItem, load_manifest
+from fglab.data.manifest import (
+    Manifest,
+    ManifestItem,
+    StreamedManifest,
+    load_manifest,
+    stream_manifest,
+)
 from fglab.data.problems import Problem, printable
 from fglab.data.sources import CollectionSource, ManifestSource, as_source, parse_source
 from fglab.data.wikipedia import load_dataset
@@ -41,13 +47,15 @@ def load_collection(
     source: str | CollectionSource,
     data_root: str | os.PathLike[str] | None = None,
     log_problems_found: bool = True,
-) -> CrossModalDataset | Manifest:
+    streamed: bool = False,
+) -> CrossModalDataset | Manifest | StreamedManifest:
     """A data set source -> its loaded data set (``log_problems_found``: as
-    :func:`load_dataset`); a manifest source -> its :class:`Manifest`, as read. A string is
+    :func:`load_dataset`); a manifest source -> its :class:`Manifest`, as read, or, with
+    ``streamed``, its :class:`StreamedManifest` (checked, its rows not held). A string is
     parsed with :func:`parse_source` first."""
     source = as_source(source)
     if isinstance(source, ManifestSource):
-        return load_manifest(source)
+        return stream_manifest(source) if streamed else load_manifest(source)
     return load_dataset(source.name, data_root, log_problems_found)
 
 

@@ -11,13 +11,14 @@ the manifest reach messages only through :func:`~fglab.data.problems.printable`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,8 @@ class ManifestProblem:
 
 @dataclass
 class Manifest:
+    """A manifest read whole: every usable row as a :class:`ManifestItem` (for training)."""
+
     path: Path
     root: Path  # the manifest's folder: every file must lie under it
     items: list[ManifestItem]
@@ -81,34 +84,126 @@ class Manifest:
     def labels(self) -> list[str]:
         return sorted({item.label for item in self.items if item.label})
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Items per modality: rows with a text, rows with an image."""
+        return {"text": sum(bool(m.text) for m in self.items),
+                "image": sum(m.image_path is not None for m in self.items)}
+
+    def iter_items(self, modality: str | None = None) -> Iterator[ManifestItem]:
+        """The rows, or those with a ``modality`` ("text" or "image"), in file order."""
+        return (m for m in self.items if _has(m, modality))
+
+
+@dataclass
+class StreamedManifest:
+    """A manifest checked in one pass without holding its rows (for indexing collections of
+    millions): its counts and problems, and which rows are usable (a byte a row). Each
+    :meth:`iter_items` reads the file again; a file changed since the check is an error
+    naming it, never a silent mix of two versions."""
+
+    path: Path
+    root: Path
+    problems: list[ManifestProblem]
+    counts: dict[str, int]
+    usable: bytearray  # usable[n]: data row n is an item
+    stamp: tuple[int, int]  # the file's (size, mtime_ns) when checked
+
+    def iter_items(self, modality: str | None = None) -> Iterator[ManifestItem]:
+        """The usable rows, or those with a ``modality``, in file order, parsed again (their
+        ids were checked to be unique by the first pass)."""
+        self._check_unchanged()
+        no_ids: frozenset[str] = frozenset()
+        for number, row in _read_rows(self.path):
+            if isinstance(row, ManifestProblem) or not _usable(self.usable, number):
+                continue
+            item = _parse_row(number, row, self.root, no_ids)
+            if isinstance(item, ManifestProblem):
+                raise ValueError(f"manifest {printable(self.path, None)} changed while it was "
+                                 f"read: {item}")
+            if _has(item, modality):
+                yield item
+        self._check_unchanged()
+
+    def _check_unchanged(self) -> None:
+        if _stamp(self.path) != self.stamp:
+            raise ValueError(f"manifest {printable(self.path, None)} changed while it was read; "
+                             "run again")
+
+
+def _has(item: ManifestItem, modality: str | None) -> bool:
+    return modality is None or bool(item.text if modality == "text" else item.image_path)
+
+
+def _usable(usable: bytearray, number: int) -> bool:
+    return number < len(usable) and bool(usable[number])
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
 
 def load_manifest(path: str | Path | ManifestSource) -> Manifest:
     """Read a CSV (``.csv``) or JSONL (``.jsonl``/``.json``) manifest; see the module docstring.
     ``path``: the file, its :class:`ManifestSource`, or (still read) ``manifest:PATH``."""
-    path = manifest_file(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"manifest {printable(path, None)} not found")
-    root = path.resolve().parent
-    rows, problems = _read_rows(path)
+    path, root = _manifest_path(path)
     items: list[ManifestItem] = []
-    seen: set[str] = set()
-    for row_number, row in rows:
-        item_or_problem = _parse_row(row_number, row, root, seen)
-        if isinstance(item_or_problem, ManifestProblem):
-            problems.append(item_or_problem)
-        else:
-            items.append(item_or_problem)
-            seen.add(item_or_problem.id)
-    problems.sort(key=lambda p: p.row)
-    for problem in problems:
-        logger.warning("%s: %s", printable(path.name), problem)
-    if not items:
-        shown = printable(path, None)
-        raise ValueError(f"manifest {shown}: no usable rows ({len(problems)} problems)")
+    problems = _check_rows(path, root, items.append)
     return Manifest(path=path, root=root, items=items, problems=problems)
 
 
-def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+def stream_manifest(path: str | Path | ManifestSource) -> StreamedManifest:
+    """Check a manifest as :func:`load_manifest` does, holding its usable rows' ids (to refuse
+    a duplicate) but not the rows; :meth:`StreamedManifest.iter_items` gives them."""
+    path, root = _manifest_path(path)
+    stamp = _stamp(path)
+    usable = bytearray()
+    counts = {"text": 0, "image": 0}
+
+    def keep(item: ManifestItem) -> None:
+        usable.extend(bytes(item.row + 1 - len(usable)))
+        usable[item.row] = 1
+        counts["text"] += bool(item.text)
+        counts["image"] += item.image_path is not None
+
+    problems = _check_rows(path, root, keep)
+    return StreamedManifest(path, root, problems, counts, usable, stamp)
+
+
+def _manifest_path(path: str | Path | ManifestSource) -> tuple[Path, Path]:
+    path = manifest_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest {printable(path, None)} not found")
+    return path, path.resolve().parent
+
+
+def _check_rows(path: Path, root: Path, keep: Callable[[ManifestItem], None]
+                ) -> list[ManifestProblem]:
+    """Parse every row, handing each usable one to ``keep``; the problems, in row order (each
+    also logged). An error if no row is usable."""
+    problems: list[ManifestProblem] = []
+    seen: set[str] = set()
+    kept = 0
+    for number, row in _read_rows(path):
+        item = row if isinstance(row, ManifestProblem) else _parse_row(number, row, root, seen)
+        if isinstance(item, ManifestProblem):
+            problems.append(item)
+            continue
+        seen.add(item.id)
+        keep(item)
+        kept += 1
+    problems.sort(key=lambda p: p.row)
+    for problem in problems:
+        logger.warning("%s: %s", printable(path.name), problem)
+    if not kept:
+        shown = printable(path, None)
+        raise ValueError(f"manifest {shown}: no usable rows ({len(problems)} problems)")
+    return problems
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict | ManifestProblem]]:
+    """(data row number, its columns or the problem that kept it from being read), in order."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _csv_rows(path)
@@ -145,19 +240,38 @@ class _Lines:
             pass
 
 
-def _csv_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict | ManifestProblem]]:
     """Rows of a CSV file; quoted fields may hold line breaks. A malformed row (a stray or
     unclosed quote) is a problem naming its lines, never silently merged into another; so is
     a field over the limit for a text, which the csv module itself stops at."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        lines = _Lines(handle)
+        with _csv_field_limit():
+            reader = _csv_reader(path, lines)
+        for n in itertools.count(1):
+            first_line = lines.number + 1
+            lines.start_record()
+            try:
+                with _csv_field_limit():  # never left set while this generator is paused
+                    row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                row = _csv_problem(n, error, lines, first_line)
+            yield n, row
+
+
+@contextlib.contextmanager
+def _csv_field_limit() -> Iterator[None]:
+    """The csv module's field limit raised to a text's, and put back: it is the process's."""
     previous = csv.field_size_limit(MAX_TEXT_BYTES + 1)  # characters: each is 1+ bytes
     try:
-        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-            return _csv_records(path, _Lines(handle))
+        yield
     finally:
-        csv.field_size_limit(previous)  # the limit is the whole process's
+        csv.field_size_limit(previous)
 
 
-def _csv_records(path: Path, lines: _Lines) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
+def _csv_reader(path: Path, lines: _Lines) -> csv.DictReader:
     reader = csv.DictReader(lines, strict=True)
     shown = printable(path, None)
     try:
@@ -166,28 +280,20 @@ def _csv_records(path: Path, lines: _Lines) -> tuple[list[tuple[int, dict]], lis
         raise ValueError(f"manifest {shown}: the CSV header is malformed ({error})") from error
     if fieldnames is None or "id" not in fieldnames:
         raise ValueError(f"manifest {shown}: the CSV header must name an 'id' column")
-    rows, problems = [], []
-    for n in itertools.count(1):
-        first_line = lines.number + 1
-        lines.start_record()
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            if "field larger than field limit" in str(error):
-                lines.skip_record()
-                why = f"a field is over the limit of {MAX_TEXT_BYTES} bytes for a text"
-            elif "end of data" in str(error):  # an open quote ran to the end of the file
-                why = "a quoted field is never closed"
-            else:
-                why = f"malformed CSV ({printable(error, None)})"
-            where = (f"lines {first_line}-{lines.number}" if lines.number > first_line
-                     else f"line {first_line}")
-            problems.append(ManifestProblem(n, "", f"{where}: {why}; these lines were not read"))
-            continue
-        rows.append((n, row))
-    return rows, problems
+    return reader
+
+
+def _csv_problem(n: int, error: csv.Error, lines: _Lines, first_line: int) -> ManifestProblem:
+    if "field larger than field limit" in str(error):
+        lines.skip_record()
+        why = f"a field is over the limit of {MAX_TEXT_BYTES} bytes for a text"
+    elif "end of data" in str(error):  # an open quote ran to the end of the file
+        why = "a quoted field is never closed"
+    else:
+        why = f"malformed CSV ({printable(error, None)})"
+    where = (f"lines {first_line}-{lines.number}" if lines.number > first_line
+             else f"line {first_line}")
+    return ManifestProblem(n, "", f"{where}: {why}; these lines were not read")
 
 
 def _jsonl_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes, int]]:
@@ -210,15 +316,14 @@ def _jsonl_lines(path: Path, limit: int) -> Iterator[tuple[int, bytes, int]]:
             yield n, b"", size
 
 
-def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProblem]]:
-    rows, problems = [], []
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict | ManifestProblem]]:
     limit = JSON_ESCAPE_BYTES * MAX_TEXT_BYTES + OTHER_COLUMNS_BYTES
     # lines end at "\n" only: str.splitlines would also split inside a string at U+2028 etc.
     for n, raw, size in _jsonl_lines(path, limit):
         if size > limit:
             why = (f"the line is {size} bytes, too long to hold a text within the limit of "
                    f"{MAX_TEXT_BYTES} bytes; not read")
-            problems.append(ManifestProblem(n, "", why))
+            yield n, ManifestProblem(n, "", why)
             continue
         line = raw.decode("utf-8-sig" if n == 1 else "utf-8", errors="replace")
         if not line.strip():
@@ -226,13 +331,12 @@ def _jsonl_rows(path: Path) -> tuple[list[tuple[int, dict]], list[ManifestProble
         try:
             record = json.loads(line)
         except ValueError as error:
-            problems.append(ManifestProblem(n, "", f"not valid JSON ({error})"))
+            yield n, ManifestProblem(n, "", f"not valid JSON ({error})")
             continue
         if not isinstance(record, dict):
-            problems.append(ManifestProblem(n, "", "not a JSON object"))
+            yield n, ManifestProblem(n, "", "not a JSON object")
             continue
-        rows.append((n, record))
-    return rows, problems
+        yield n, record
 
 
 SPLITS = ("train", "test")
@@ -262,7 +366,8 @@ def _short(value: object, length: int = 40) -> str:
     return printable(json.dumps(value, ensure_ascii=False), length)
 
 
-def _parse_row(n: int, row: dict, root: Path, seen: set[str]) -> ManifestItem | ManifestProblem:
+def _parse_row(n: int, row: dict, root: Path, seen: Container[str]
+               ) -> ManifestItem | ManifestProblem:
     bad = _non_text_column(row)
     if bad:
         value = row[bad]

@@ -11,7 +11,6 @@ them in the build folder and tasks on the backend write each shard
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,10 +26,12 @@ from fglab.ingest.backend import Backend, LocalBackend, Progress
 from fglab.ingest.embedder import BATCH
 from fglab.ingest.reader import (
     Row,
+    collection_counts,
     collection_name,
     collection_root,
     collection_splits,
     read_rows,
+    row_blocks,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,14 +129,11 @@ def build_index(
         check_same_folder(collection, index.info)
     backend = backend or LocalBackend(featurizer)
     name = collection_name(collection)
-    rows, skipped = read_rows(pipeline, collection, split_names)
-    if not rows:
-        raise ValueError(f"{name}: nothing to index")
+    blocks, skipped = row_blocks(pipeline, collection, split_names, ADD_ROWS)
     adder = _ChunkedAdder(index, settings, index_info(pipeline, collection, split_names, None),
-                          Counter(row.item.modality for row in rows))
-    for start in range(0, len(rows), ADD_ROWS):
-        items, vectors, failed = embed_rows(backend, pipeline, rows[start : start + ADD_ROWS],
-                                            progress)
+                          collection_counts(collection, split_names))
+    for rows in blocks:
+        items, vectors, failed = embed_rows(backend, pipeline, rows, progress)
         skipped += failed
         adder.put(items, vectors)
     if adder.finish() == 0:
@@ -148,7 +146,7 @@ class _ChunkedAdder:
     first chunk of a modality trains its quantizers), holding no more than that per modality."""
 
     def __init__(self, index: EmbeddingIndex | None, settings: IndexSettings | None, info: dict,
-                 counts: Counter):
+                 counts: dict[str, int]):
         self.index, self.settings, self.info, self.counts = index, settings, info, dict(counts)
         self.pending: dict[str, tuple[list[Item], list[np.ndarray]]] = {}
         self.added = 0

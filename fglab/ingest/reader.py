@@ -7,19 +7,22 @@ set's images then its texts, a manifest's texts then its images.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from fglab.data.manifest import Manifest
+from fglab.data.manifest import Manifest, StreamedManifest
 from fglab.data.problems import printable
 from fglab.features.image_files import check_image_search
 from fglab.index.store import ITEM_ID, Item
 
 #: Row kinds: what the input is.
 KINDS = ("text", "image-file", "image-features", "text-features")
+#: A manifest read whole or streamed: either gives its items (:meth:`iter_items`) and counts.
+MANIFESTS = (Manifest, StreamedManifest)
 
 
 @dataclass
@@ -41,47 +44,62 @@ class Row:
 
 
 def collection_name(collection) -> str:
-    return f"manifest:{collection.path.name}" if isinstance(collection, Manifest) \
+    return f"manifest:{collection.path.name}" if isinstance(collection, MANIFESTS) \
         else collection.name
 
 
 def collection_root(collection) -> Path:
     """The folder the collection's files lie under, resolved."""
-    return Path(collection.root if isinstance(collection, Manifest) else collection.path).resolve()
+    return Path(collection.root if isinstance(collection, MANIFESTS) else collection.path).resolve()
 
 
 def collection_splits(collection, split_names: Iterable[str]) -> list[str]:
     """The splits an index of the collection holds (a manifest has none)."""
-    return [] if isinstance(collection, Manifest) else list(split_names)
+    return [] if isinstance(collection, MANIFESTS) else list(split_names)
 
 
 def collection_size(collection, split_names: Iterable[str]) -> int:
     """How many progress units embedding the collection takes (items of both modalities)."""
-    if isinstance(collection, Manifest):
-        return sum(bool(m.text) + (m.image_path is not None) for m in collection.items)
-    return sum(2 * len(collection.split(s)) for s in split_names)
+    return sum(collection_counts(collection, split_names).values())
+
+
+def collection_counts(collection, split_names: Iterable[str]) -> dict[str, int]:
+    """Items per modality the collection gives (before any fails to embed)."""
+    if isinstance(collection, MANIFESTS):
+        return dict(collection.counts)
+    pairs = sum(len(collection.split(s)) for s in split_names)
+    return {"image": pairs, "text": pairs}
 
 
 def read_rows(pipeline, collection, split_names: Iterable[str]) -> tuple[list[Row], list[str]]:
     """The collection's rows for ``pipeline`` and its problems (rows that cannot be items)."""
-    if isinstance(collection, Manifest):
-        return _manifest_rows(pipeline, collection), [str(p) for p in collection.problems]
-    return _dataset_rows(pipeline, collection, list(split_names))
+    blocks, problems = row_blocks(pipeline, collection, split_names)
+    return [row for block in blocks for row in block], problems
 
 
-def _manifest_rows(pipeline, manifest: Manifest) -> list[Row]:
+def row_blocks(pipeline, collection, split_names: Iterable[str], size: int = 1 << 18
+               ) -> tuple[Iterator[list[Row]], list[str]]:
+    """The collection's rows for ``pipeline`` in blocks of at most ``size``, and its problems.
+    A manifest's rows are made as the blocks are taken (a streamed manifest's never all
+    held), its texts then its images."""
+    if isinstance(collection, MANIFESTS):
+        if collection.counts.get("image"):
+            check_image_search(pipeline)
+        rows = _manifest_rows(collection)
+        problems = [str(p) for p in collection.problems]
+    else:
+        listed, problems = _dataset_rows(pipeline, collection, list(split_names))
+        rows = iter(listed)
+    return iter(lambda: list(itertools.islice(rows, size)), []), problems
+
+
+def _manifest_rows(manifest: Manifest | StreamedManifest) -> Iterator[Row]:
     source, root = collection_name(manifest), manifest.root
-    texts = [m for m in manifest.items if m.text]
-    images = [m for m in manifest.items if m.image_path is not None]
-    if images:
-        check_image_search(pipeline)
-    return [
-        Row(manifest_item(m, "text", source, root), "text", m.text) for m in texts
-    ] + [
-        Row(manifest_item(m, "image", source, root), "image-file", str(m.image_path),
-            skip_failed=True, where=f"row {m.row} (id {printable(m.id)})")
-        for m in images
-    ]
+    for m in manifest.iter_items("text"):
+        yield Row(manifest_item(m, "text", source, root), "text", m.text)
+    for m in manifest.iter_items("image"):
+        yield Row(manifest_item(m, "image", source, root), "image-file", str(m.image_path),
+                  skip_failed=True, where=f"row {m.row} (id {printable(m.id)})")
 
 
 def _dataset_rows(pipeline, dataset, split_names: list[str]) -> tuple[list[Row], list[str]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from fglab.data.manifest import load_manifest
+from fglab.data.manifest import StreamedManifest, load_manifest, stream_manifest
 from fglab.index.store import EmbeddingIndex
+from fglab.ingest import build
 from fglab.ingest.build import build_index
 from tests.index.fakes import (
     FakePipeline,
@@ -86,3 +89,32 @@ def test_a_build_adds_a_block_at_a_time_and_sizes_the_index_by_the_whole(eng_wik
     query = FakePipeline().encode_texts(["a football match"])
     scores = [[s for _, s in found.search(query, "text", 5)[0]] for found in (index, whole)]
     assert np.allclose(*scores, atol=1e-5)  # the same vectors (ties make ids arbitrary)
+
+
+def test_a_streamed_manifest_is_read_a_block_at_a_time(tmp_path, monkeypatch):
+    lines = [json.dumps({"id": f"t{i}", "text": f"text number {i}"}) for i in range(10)]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
+    manifest = stream_manifest(tmp_path / "m.jsonl")
+    monkeypatch.setattr("fglab.ingest.build.ADD_ROWS", 4)
+    read, held = [0], []
+    iter_items = StreamedManifest.iter_items
+
+    def counted(self, modality=None):
+        for item in iter_items(self, modality):
+            read[0] += 1
+            yield item
+
+    embed_rows = build.embed_rows
+    embedded = [0]
+
+    def watched(backend, pipeline, rows, progress=None):
+        held.append(read[0] - embedded[0])  # rows read but not yet embedded
+        embedded[0] += len(rows)
+        return embed_rows(backend, pipeline, rows, progress)
+
+    monkeypatch.setattr(StreamedManifest, "iter_items", counted)
+    monkeypatch.setattr(build, "embed_rows", watched)
+    index, skipped = build_index(FakePipeline(), manifest)
+    assert skipped == [] and index.count("text") == 10
+    assert held == [4, 4, 2]  # never more than a block held
+    assert index.get("txt-t7").text == "text number 7"
