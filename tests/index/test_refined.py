@@ -125,3 +125,61 @@ def test_a_served_index_reads_its_vectors_file_into_the_os_cache_within_a_budget
     assert sum(read) == size  # every byte once, by position (nothing mapped)
     assert index.search(index.modalities["image"].faiss_index.store.get(
         np.array([3]))[0], "image", 1)[0][0][0].id == "img-3"
+
+
+def _isotropic(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _tunings(monkeypatch) -> list[dict]:
+    import fglab.index.refined as refined
+
+    seen, depths = [], refined._tune_depths
+    monkeypatch.setattr(refined, "_tune_depths", lambda *a: (seen.append(depths(*a)), seen[-1])[1])
+    return seen
+
+
+def test_one_list_of_half_codes_is_tried_only_where_the_lists_prune_little(monkeypatch):
+    seen = _tunings(monkeypatch)
+    clustered = RefinedIVF.trained(32, _clustered(6000))
+    clustered.add_with_ids(_clustered(6000), np.arange(6000))
+    tune(clustered, 0.95)
+    assert [t["layout"] for t in seen] == ["IVF64,PQ32x4fs"]  # a few lists of 64 suffice
+    seen.clear()
+    isotropic = RefinedIVF.trained(32, _isotropic(6000))
+    isotropic.add_with_ids(_isotropic(6000), np.arange(6000))
+    result = tune(isotropic, 0.95)
+    assert [t["layout"] for t in seen] == ["IVF64,PQ32x4fs", "IVF1,PQ16x4fs"]
+    assert seen[0]["nprobe"] >= 16 and result["reached"]
+    assert result["layout"] == f"IVF{isotropic.ivf.nlist},PQ{isotropic.ivf.pq.M}x4fs"
+
+
+def test_the_faster_layout_is_kept_saved_and_searched_with_removals(monkeypatch, tmp_path):
+    import fglab.index.refined as refined
+
+    depths = refined._tune_depths
+
+    def single_list_faster(index, *args):
+        found = depths(index, *args)
+        return {**found, "ms_per_query": 0.001 if index.ivf.nlist == 1 else 1.0}
+
+    monkeypatch.setattr(refined, "_tune_depths", single_list_faster)
+    x = _isotropic(6000)
+    index = EmbeddingIndex(32, IndexSettings(kind="ivfpq"))
+    index.add(_items(6000), x)
+    index.remove([f"img-{i}" for i in range(0, 6000, 10)])  # before the tuning: not re-added
+    index.save(tmp_path / "index")
+    tuning = json.loads((tmp_path / "index" / "index.json").read_text()
+                        )["modalities"]["image"]["tuning"]
+    assert tuning["layout"] == "IVF1,PQ16x4fs" and tuning["instead_of"]["layout"] == \
+        "IVF64,PQ32x4fs"
+    loaded = EmbeddingIndex.load(tmp_path / "index")
+    refined_index = loaded.modalities["image"].faiss_index
+    assert refined_index.ivf.nlist == 1 and refined_index.ntotal == 5400
+    hits = loaded.search(x[:50], "image", 10)
+    assert all(int(item.pair_id) % 10 for row in hits for item, _ in row)
+    assert [row[0][0].id for row in hits[1:10]] == [f"img-{i}" for i in range(1, 10)]
+    kept = x.copy()
+    kept[::10] = 0  # the removed rows are never among the exact neighbours either
+    assert _recall(loaded, kept, x[1:200:2] + 0.001) >= 0.9
