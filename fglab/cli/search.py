@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fglab.cli import cluster
 from fglab.cli import index as index_commands
+from fglab.data.problems import printable
 from fglab.service.limits import ServiceLimits
 
 logger = logging.getLogger(__name__)
@@ -107,10 +108,10 @@ def search_index(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if not hits:
         print("no results")
-    for hit in hits:
-        title = hit.title or hit.snippet
-        print(f"{hit.rank:>3}  {hit.score:8.4f}  {hit.category or '-':<22} {hit.id}")
-        print(f"     {title[:100]}")
+    for hit in hits:  # a collection's titles and categories: never a raw control character
+        category = printable(hit.category or "-", 22)
+        print(f"{hit.rank:>3}  {hit.score:8.4f}  {category:<22} {hit.id}")
+        print(f"     {printable(hit.title or hit.snippet, 100)}")
     return 0
 
 

@@ -224,3 +224,20 @@ def test_serve_warms_up_and_follows_the_index(fakes, tmp_path, monkeypatch):
     calls.clear()
     assert main(["serve", str(index), "--reload-interval", "0"]) == 0
     assert calls == ["warm up", "serving"]
+
+
+def test_search_prints_a_collections_titles_without_raw_control_characters(fakes, tmp_path,
+                                                                         capsys):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    rows = [{"id": f"t{i}", "text": f"guitar \x1b[2J\x1b]0;owned\x07 concert {i}",
+             "label": "mu\x1bsic"} for i in range(3)]
+    (folder / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    index = tmp_path / "index"
+    assert main(["index", str(fakes), "--dataset", f"manifest:{folder / 'm.jsonl'}",
+                 "--out", str(index)]) == 0
+    capsys.readouterr()
+    assert main(["search", str(index), "--text", "guitar", "--target", "text", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "guitar \\x1b[2J\\x1b]0;owned\\x07 concert" in out and "mu\\x1bsic" in out
