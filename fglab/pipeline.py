@@ -54,6 +54,8 @@ class RetrievalPipeline:
     test_ids: list[str] | None = None  # a manifest's test pairs, as split when training
     # the pretrained model folder its views read (image:clip, text:clip): path and SHA-256
     model_folder: dict | None = None
+    # the last single query's (text, rows): a served query's note reads what its search read
+    _last_query: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Raw strings -> (n, d) embeddings (tokenized and weighted as in training)."""
@@ -62,6 +64,15 @@ class RetrievalPipeline:
     def text_inputs(self, texts: list[str], stored: bool = False):
         """The text view's rows of raw ``texts``; ``stored``: sentence embeddings go through
         the feature store (a split's texts; a query's are not kept)."""
+        if len(texts) != 1 or stored:
+            return self._text_inputs(texts, stored)
+        last = self._last_query  # one read: another thread may replace it meanwhile
+        if last is None or last[0] != texts[0]:
+            last = (texts[0], self._text_inputs(texts, stored))
+            self._last_query = last
+        return last[1]
+
+    def _text_inputs(self, texts: list[str], stored: bool):
         from fglab.features.views import SENTENCE_TEXT_VIEWS
 
         if self.text_features is None and self.text_view in SENTENCE_TEXT_VIEWS:

@@ -150,3 +150,19 @@ def test_a_word_view_run_tells_a_text_it_reads_nothing_of():
     pipeline = small_pipeline()
     assert pipeline.ignores_text("\U0001f642 !! \u200b")
     assert not pipeline.ignores_text(f"{WORDS[0]} {WORDS[1]}")
+
+
+def test_a_querys_note_reuses_the_rows_its_search_read(monkeypatch):
+    pipeline = small_pipeline()
+    calls = []
+    text_inputs = RetrievalPipeline._text_inputs
+    monkeypatch.setattr(RetrievalPipeline, "_text_inputs",
+                        lambda self, texts, stored: (calls.append(list(texts)),
+                                                     text_inputs(self, texts, stored))[1])
+    query = f"{WORDS[0]} {WORDS[1]}"
+    first = pipeline.encode_texts([query])
+    assert not pipeline.ignores_text(query) and calls == [[query]]  # read once for both
+    assert np.array_equal(pipeline.encode_texts([query]), first) and len(calls) == 1
+    assert pipeline.ignores_text("\U0001f642") and calls[-1] == ["\U0001f642"]
+    pipeline.encode_texts([query, "\U0001f642"])  # several texts: never the one-query memo
+    assert calls[-1] == [query, "\U0001f642"]
