@@ -6,9 +6,9 @@ hidden size 32, 2 layers, 32-pixel images). Seeded: the same folder every time. 
 nothing; no quality can be measured with them.
 
 The tokenizers are written by hand (a byte-level BPE vocabulary of single bytes and a few
-merges for CLIP, a short word-piece list for Chinese-CLIP, a word-level tokenizer.json for
-SigLIP): real ones are downloads, and a tokenizer's size changes nothing of the model's
-compute.
+merges for CLIP, a short word-piece list for Chinese-CLIP) or trained on a few words (a
+SentencePiece ``spiece.model`` for SigLIP, as its real folders hold): real ones are
+downloads, and a tokenizer's size changes nothing of the model's compute.
 """
 
 from __future__ import annotations
@@ -106,28 +106,35 @@ def build_chinese_clip_folder(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def write_word_tokenizer(folder: Path, max_length: int) -> int:
-    """tokenizer.json of a word-level tokenizer (the words above) and its tokenizer_config.json;
-    returns its vocabulary size."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+def write_sentencepiece(folder: Path, max_length: int) -> int:
+    """spiece.model, a SentencePiece unigram model trained on the words above (seeded by its
+    input alone), and a tokenizer_config.json naming SigLIP's tokenizer; returns its
+    vocabulary size."""
+    import io
 
-    vocab = {word: i for i, word in enumerate(["<pad>", "</s>", "<unk>", *WORDS])}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.save(str(folder / "tokenizer.json"))
-    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>",
-                "eos_token": "</s>", "unk_token": "<unk>", "model_max_length": max_length}
+    import sentencepiece
+
+    lines = [" ".join(WORDS[(i * j) % len(WORDS)] for j in range(1, 8)) for i in range(1, 200)]
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=64, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False, num_threads=1,
+        minloglevel=2)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    settings = {"tokenizer_class": "SiglipTokenizer", "pad_token": "<pad>", "eos_token": "</s>",
+                "unk_token": "<unk>", "model_max_length": max_length}
     (folder / "tokenizer_config.json").write_text(json.dumps(settings))
-    return len(vocab)
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    return processor.get_piece_size()
 
 
 def build_siglip_folder(folder: Path, seed: int = 0) -> Path:
-    """A tiny SigLIP model folder with random weights (seeded), its tokenizer a word-level
-    tokenizer.json (real SigLIP folders hold a SentencePiece model instead)."""
+    """A tiny SigLIP model folder with random weights (seeded), its tokenizer a SentencePiece
+    model, as real SigLIP folders have."""
     from transformers import SiglipConfig, SiglipModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab_size = write_word_tokenizer(folder, max_length=16)
+    vocab_size = write_sentencepiece(folder, max_length=16)
     text = {**TOWER, "vocab_size": vocab_size, "max_position_embeddings": 16,
             "pad_token_id": 0, "eos_token_id": 1}
     config = SiglipConfig(text_config=text, vision_config=VISION)

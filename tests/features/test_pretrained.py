@@ -112,6 +112,8 @@ def test_a_view_without_a_folder_says_how_to_give_one(monkeypatch):
 
 
 def test_siglip_reads_both_towers(siglip_folder, tmp_path):
+    assert (siglip_folder / "spiece.model").is_file()  # as real SigLIP folders: SentencePiece
+    assert not (siglip_folder / "tokenizer.json").exists()
     use_model_folder(siglip_folder)
     texts = embed_texts(["the ship", "a forest bird"], "text:clip",
                         cache=FeatureStore("siglip", tmp_path))
@@ -120,3 +122,4 @@ def test_siglip_reads_both_towers(siglip_folder, tmp_path):
     features, failures = extract_image_features([image], "image:clip", cache_dir=tmp_path)
     assert texts.shape == (2, 32) and features.shape == (1, 32) and not failures
     assert np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
+    assert not np.allclose(texts[0], texts[1])  # the two texts' pieces differ
