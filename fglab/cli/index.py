@@ -79,12 +79,15 @@ def _collection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _collection(args: argparse.Namespace):
-    """The collection ``--dataset`` names, its splits to index and a progress bar for it."""
+    """The collection ``--dataset`` names (a manifest checked as a stream, with a progress
+    bar), its splits to index and a progress bar for embedding it."""
     from fglab.data.collection import load_collection
-    from fglab.data.sources import parse_source
+    from fglab.data.sources import ManifestSource, parse_source
     from fglab.ingest.reader import collection_size
 
-    collection = load_collection(parse_source(args.dataset), args.data_root, streamed=True)
+    source = parse_source(args.dataset)
+    with tqdm(unit="row", desc="checking", disable=not isinstance(source, ManifestSource)) as bar:
+        collection = load_collection(source, args.data_root, streamed=True, progress=bar.update)
     splits = ["train", "test"] if args.split == "all" else ["test"]
     bar = tqdm(total=collection_size(collection, splits), unit="item", desc="embedding")
     return collection, splits, bar

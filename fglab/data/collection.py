@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,15 @@ def load_collection(
     data_root: str | os.PathLike[str] | None = None,
     log_problems_found: bool = True,
     streamed: bool = False,
+    progress: Callable[[int], object] | None = None,
 ) -> CrossModalDataset | Manifest | StreamedManifest:
     """A data set source -> its loaded data set (``log_problems_found``: as
     :func:`load_dataset`); a manifest source -> its :class:`Manifest`, as read, or, with
-    ``streamed``, its :class:`StreamedManifest` (checked, its rows not held). A string is
-    parsed with :func:`parse_source` first."""
+    ``streamed``, its :class:`StreamedManifest` (checked, its rows not held; ``progress(n)``
+    told of the rows checked). A string is parsed with :func:`parse_source` first."""
     source = as_source(source)
     if isinstance(source, ManifestSource):
-        return stream_manifest(source) if streamed else load_manifest(source)
+        return stream_manifest(source, progress) if streamed else load_manifest(source)
     return load_dataset(source.name, data_root, log_problems_found)
 
 

@@ -153,9 +153,11 @@ def load_manifest(path: str | Path | ManifestSource) -> Manifest:
     return Manifest(path=path, root=root, items=items, problems=problems)
 
 
-def stream_manifest(path: str | Path | ManifestSource) -> StreamedManifest:
+def stream_manifest(path: str | Path | ManifestSource,
+                    progress: Callable[[int], object] | None = None) -> StreamedManifest:
     """Check a manifest as :func:`load_manifest` does, holding its usable rows' ids (to refuse
-    a duplicate) but not the rows; :meth:`StreamedManifest.iter_items` gives them."""
+    a duplicate) but not the rows; :meth:`StreamedManifest.iter_items` gives them.
+    ``progress(n)`` is told of the rows as they are checked."""
     path, root = _manifest_path(path)
     stamp = _stamp(path)
     usable = bytearray()
@@ -167,7 +169,7 @@ def stream_manifest(path: str | Path | ManifestSource) -> StreamedManifest:
         counts["text"] += bool(item.text)
         counts["image"] += item.image_path is not None
 
-    problems = _check_rows(path, root, keep)
+    problems = _check_rows(path, root, keep, progress)
     return StreamedManifest(path, root, problems, counts, usable, stamp)
 
 
@@ -178,14 +180,16 @@ def _manifest_path(path: str | Path | ManifestSource) -> tuple[Path, Path]:
     return path, path.resolve().parent
 
 
-def _check_rows(path: Path, root: Path, keep: Callable[[ManifestItem], None]
-                ) -> list[ManifestProblem]:
+def _check_rows(path: Path, root: Path, keep: Callable[[ManifestItem], None],
+                progress: Callable[[int], object] | None = None) -> list[ManifestProblem]:
     """Parse every row, handing each usable one to ``keep``; the problems, in row order (each
     also logged). An error if no row is usable."""
     problems: list[ManifestProblem] = []
     seen: set[str] = set()
     kept = 0
     for number, row in _read_rows(path):
+        if progress is not None:
+            progress(1)
         item = row if isinstance(row, ManifestProblem) else _parse_row(number, row, root, seen)
         if isinstance(item, ManifestProblem):
             problems.append(item)

@@ -236,7 +236,7 @@ def test_search_prints_a_collections_titles_without_raw_control_characters(fakes
     index = tmp_path / "index"
     assert main(["index", str(fakes), "--dataset", f"manifest:{folder / 'm.jsonl'}",
                  "--out", str(index)]) == 0
-    capsys.readouterr()
+    assert "checking: 3row" in capsys.readouterr().err  # the manifest's first pass, shown
     assert main(["search", str(index), "--text", "guitar", "--target", "text", "-k", "2"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out
