@@ -63,6 +63,8 @@ def embed_rows(
     if vectors is None:
         raise ValueError("nothing to index")
     keep, skipped = kept_rows(rows, errors)
+    if keep.all():  # a block's vectors are 256 MB: no copy unless rows were dropped
+        return [row.item for row in rows], vectors, skipped
     items = [row.item for row, kept in zip(rows, keep, strict=True) if kept]
     return items, vectors[keep], skipped
 
@@ -170,7 +172,7 @@ class _ChunkedAdder:
     def _flush(self, modality: str) -> None:
         items, parts = self.pending.pop(modality, ([], []))
         if items:
-            self.index.add(items, np.vstack(parts))
+            self.index.add(items, parts[0] if len(parts) == 1 else np.vstack(parts))
             self.added += len(items)
 
     def finish(self) -> int:
