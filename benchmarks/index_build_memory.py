@@ -36,7 +36,9 @@ ROOT = BENCH_DIR.parent
 #: Runs `fglab index` and prints the process's peak resident memory as it exits.
 CHILD = """
 import atexit, sys
+import fglab
 from fglab.cli import main
+print("FGLAB_FROM", fglab.__file__, file=sys.stderr)
 def peak():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -57,15 +59,20 @@ def write_manifest(path: Path, n: int, pieces: list[str]) -> None:
 def timed_build(tree: Path, run: Path, manifest: Path, out: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{BENCH_DIR}",
            TRUSTED_METHODS_ENV: "synthetic_text_method:ProjectedText"}
-    command = [sys.executable, "-c", CHILD, "index", str(run), "--dataset",
-               f"manifest:{manifest}", "--out", str(out)]
+    command = [sys.executable, "-c", CHILD, "index", str(run.resolve()), "--dataset",
+               f"manifest:{manifest.resolve()}", "--out", str(out.resolve())]
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    # run in the tree: `python -c` puts the working folder first on the path, before PYTHONPATH
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
+                          cwd=tree)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"the build in {tree} failed:\n{done.stderr[-2000:]}")
-    peak_kb = next(int(line.split()[1]) for line in done.stderr.splitlines()
-                   if line.startswith("VMHWM_KB"))
+    lines = done.stderr.splitlines()
+    imported = next(line.split(maxsplit=1)[1] for line in lines if line.startswith("FGLAB_FROM"))
+    if not Path(imported).resolve().is_relative_to(tree.resolve()):
+        raise RuntimeError(f"the build meant for {tree} imported fglab from {imported}")
+    peak_kb = next(int(line.split()[1]) for line in lines if line.startswith("VMHWM_KB"))
     listing = json.loads((out / "index.json").read_text())
     return {"seconds": seconds, "peak_rss_gib": peak_kb / 1024**2,
             "kind": listing["modalities"]["text"]["kind"]}
