@@ -119,8 +119,9 @@ class StreamedManifest:
                 continue
             item = _parse_row(number, row, self.root, no_ids)
             if isinstance(item, ManifestProblem):
-                raise ValueError(f"manifest {printable(self.path, None)} changed while it was "
-                                 f"read: {item}")
+                raise ValueError(
+                    f"manifest {printable(self.path, None)} changed while it was read: row "
+                    f"{item.row} (id {printable(item.id)}) {printable(item.problem, None)}")
             if _has(item, modality):
                 yield item
         self._check_unchanged()

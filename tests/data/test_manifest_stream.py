@@ -66,5 +66,6 @@ def test_a_row_broken_after_the_check_is_named(tmp_path):
     _write(path, [{"id": "a", "text_path": "note.txt"}, {"id": "b", "text": "two"}])
     streamed = stream_manifest(path)
     os.remove(tmp_path / "note.txt")  # the manifest itself is unchanged
-    with pytest.raises(ValueError, match=r"changed while it was read: row 1 \(id a\)"):
+    named = r"changed while it was read: row 1 \(id a\) text_path 'note.txt' does not exist$"
+    with pytest.raises(ValueError, match=named):
         list(streamed.iter_items())
