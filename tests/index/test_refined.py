@@ -197,7 +197,7 @@ def test_a_served_store_unmaps_what_its_lookups_mapped_within_a_bound(tmp_path, 
     store = VectorStore(256)
     store.append(np.arange(60_000), rows)
     store.save(tmp_path, "x")  # 61 MB
-    monkeypatch.setattr(MappedRows, "RELEASE_BYTES", 4 * 1024 * 1024)
+    monkeypatch.setattr(MappedRows, "RELEASE_BYTES", 8 * 1024 * 1024)
     served = VectorStore.load(tmp_path, "x", 256)
     before = _file_rss_mb()
     rng = np.random.default_rng(1)
