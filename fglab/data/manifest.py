@@ -71,6 +71,10 @@ class ManifestProblem:
         return f"row {self.row} (id {shown}): {printable(self.problem, None)}; skipped"
 
 
+#: The items a row may give: its text, its image.
+MODALITIES = ("text", "image")
+
+
 @dataclass
 class Manifest:
     """A manifest read whole: every usable row as a :class:`ManifestItem` (for training)."""
@@ -87,8 +91,7 @@ class Manifest:
     @property
     def counts(self) -> dict[str, int]:
         """Items per modality: rows with a text, rows with an image."""
-        return {"text": sum(bool(m.text) for m in self.items),
-                "image": sum(m.image_path is not None for m in self.items)}
+        return {modality: sum(_has(m, modality) for m in self.items) for modality in MODALITIES}
 
     def iter_items(self, modality: str | None = None) -> Iterator[ManifestItem]:
         """The rows, or those with a ``modality`` ("text" or "image"), in file order."""
@@ -133,6 +136,7 @@ class StreamedManifest:
 
 
 def _has(item: ManifestItem, modality: str | None) -> bool:
+    """Whether the row gives an item of ``modality`` (any row, for None)."""
     return modality is None or bool(item.text if modality == "text" else item.image_path)
 
 
@@ -162,13 +166,13 @@ def stream_manifest(path: str | Path | ManifestSource,
     path, root = _manifest_path(path)
     stamp = _stamp(path)
     usable = bytearray()
-    counts = {"text": 0, "image": 0}
+    counts = dict.fromkeys(MODALITIES, 0)
 
     def keep(item: ManifestItem) -> None:
         usable.extend(bytes(item.row + 1 - len(usable)))
         usable[item.row] = 1
-        counts["text"] += bool(item.text)
-        counts["image"] += item.image_path is not None
+        for modality in MODALITIES:
+            counts[modality] += _has(item, modality)
 
     problems = _check_rows(path, root, keep, progress)
     return StreamedManifest(path, root, problems, counts, usable, stamp)
