@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from fglab.index.refined import MappedRows, RefinedIVF, SpilledRows, VectorStore, tune
+from fglab.index.refined import MappedRows, RefinedIVF, SpilledRows, VectorStore, layout, tune
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 
 
@@ -141,7 +141,7 @@ def _tunings(monkeypatch) -> list[dict]:
     return seen
 
 
-def test_one_list_of_half_codes_is_tried_only_where_the_lists_prune_little(monkeypatch):
+def test_a_flat_scan_of_half_codes_is_tried_only_where_the_lists_prune_little(monkeypatch):
     seen = _tunings(monkeypatch)
     clustered = RefinedIVF.trained(32, _clustered(6000))
     clustered.add_with_ids(_clustered(6000), np.arange(6000))
@@ -151,9 +151,9 @@ def test_one_list_of_half_codes_is_tried_only_where_the_lists_prune_little(monke
     isotropic = RefinedIVF.trained(32, _isotropic(6000))
     isotropic.add_with_ids(_isotropic(6000), np.arange(6000))
     result = tune(isotropic, 0.95)
-    assert [t["layout"] for t in seen] == ["IVF64,PQ32x4fs", "IVF1,PQ16x4fs"]
+    assert [t["layout"] for t in seen] == ["IVF64,PQ32x4fs", "IDMap,PQ16x4fs"]
     assert seen[0]["nprobe"] >= 16 and result["reached"]
-    assert result["layout"] == f"IVF{isotropic.ivf.nlist},PQ{isotropic.ivf.pq.M}x4fs"
+    assert result["layout"] == layout(isotropic.ivf)
 
 
 def test_the_faster_layout_is_kept_saved_and_searched_with_removals(monkeypatch, tmp_path):
@@ -161,11 +161,11 @@ def test_the_faster_layout_is_kept_saved_and_searched_with_removals(monkeypatch,
 
     depths = refined._tune_depths
 
-    def single_list_faster(index, *args):
+    def flat_scan_faster(index, *args):
         found = depths(index, *args)
-        return {**found, "ms_per_query": 0.001 if index.ivf.nlist == 1 else 1.0}
+        return {**found, "ms_per_query": 0.001 if refined.lists(index.ivf) == 1 else 1.0}
 
-    monkeypatch.setattr(refined, "_tune_depths", single_list_faster)
+    monkeypatch.setattr(refined, "_tune_depths", flat_scan_faster)
     x = _isotropic(6000)
     index = EmbeddingIndex(32, IndexSettings(kind="ivfpq"))
     index.add(_items(6000), x)
@@ -173,17 +173,53 @@ def test_the_faster_layout_is_kept_saved_and_searched_with_removals(monkeypatch,
     index.save(tmp_path / "index")
     tuning = json.loads((tmp_path / "index" / "index.json").read_text()
                         )["modalities"]["image"]["tuning"]
-    assert tuning["layout"] == "IVF1,PQ16x4fs" and tuning["instead_of"]["layout"] == \
-        "IVF64,PQ32x4fs"
+    assert tuning["layout"] == "IDMap,PQ16x4fs" and tuning["instead_of"]["layout"] == \
+        "IVF64,PQ32x4fs" and tuning["nprobe"] == 1
     loaded = EmbeddingIndex.load(tmp_path / "index")
     refined_index = loaded.modalities["image"].faiss_index
-    assert refined_index.ivf.nlist == 1 and refined_index.ntotal == 5400
+    assert isinstance(refined_index.ivf, faiss.IndexIDMap) and refined_index.ntotal == 5400
     hits = loaded.search(x[:50], "image", 10)
     assert all(int(item.pair_id) % 10 for row in hits for item, _ in row)
     assert [row[0][0].id for row in hits[1:10]] == [f"img-{i}" for i in range(1, 10)]
     kept = x.copy()
     kept[::10] = 0  # the removed rows are never among the exact neighbours either
     assert _recall(loaded, kept, x[1:200:2] + 0.001) >= 0.9
+
+    # the flat layout keeps each id with its codes through later removals and additions
+    index = EmbeddingIndex.load(tmp_path / "index", vectors=False)
+    index.remove([f"img-{i}" for i in range(1, 6000, 10)])
+    extra = _isotropic(50, seed=5)
+    index.add(_items(50, start=6000), extra)
+    index.save_changes(tmp_path / "index")
+    again = EmbeddingIndex.load(tmp_path / "index")
+    assert again.modalities["image"].faiss_index.ntotal == 4850
+    hits = again.search(x[:50], "image", 10)
+    assert all(int(item.pair_id) % 10 > 1 or int(item.pair_id) >= 6000
+               for row in hits for item, _ in row)
+    assert [row[0][0].id for row in hits[2:10]] == [f"img-{i}" for i in range(2, 10)]
+    assert [row[0][0].id for row in again.search(extra[:5], "image", 1)] == [
+        f"img-{i}" for i in range(6000, 6005)]
+
+
+def test_a_store_of_consecutive_keys_finds_rows_without_a_binary_search(tmp_path, monkeypatch):
+    rows = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
+    store = VectorStore(8)
+    store.append(np.arange(1000, 1500), rows)
+    store.save(tmp_path, "x")
+    loaded = VectorStore.load(tmp_path, "x", 8)
+    searchsorted = np.searchsorted
+    calls: list[int] = []
+    monkeypatch.setattr(np, "searchsorted", lambda *a, **k: (calls.append(1),
+                                                             searchsorted(*a, **k))[1])
+    wanted = np.array([1499, 1000, 999, 1500, 1250, -3])
+    expected = np.vstack([rows[499], rows[0], np.zeros(8), np.zeros(8), rows[250], np.zeros(8)])
+    np.testing.assert_array_equal(loaded.get(wanted), expected)
+    assert not calls
+    gaps = VectorStore(8)  # the same span of keys with a gap and a repeat: a binary search
+    gaps.append(np.r_[np.arange(1000, 1100), np.arange(1101, 1500), [1499]], rows)
+    np.testing.assert_array_equal(gaps.get(np.array([1100, 1101, 1000])),
+                                  np.vstack([np.zeros(8), rows[100], rows[0]]))
+    assert calls
 
 
 def _file_rss_mb() -> float:
