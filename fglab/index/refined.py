@@ -86,8 +86,11 @@ class MappedRows(SpilledRows):
     #: At most this much is left mapped between releases (beyond one lookup's own rows).
     RELEASE_BYTES = 1024 * 1024 * 1024
 
-    def __init__(self, handle, offset: int, count: int, dim: int):
+    def __init__(self, handle, offset: int, count: int, dim: int, first_key: int | None = None):
         super().__init__(handle, offset, count, dim)
+        #: The key of row 0 where the rows' keys are consecutive (a saved store's, removals
+        #: included): a key's row is then found by arithmetic.
+        self.first_key = first_key
         self.mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         self.mapping.madvise(mmap.MADV_RANDOM)
         self.rows = np.frombuffer(self.mapping, dtype=np.float32, count=count * dim,
@@ -109,13 +112,20 @@ class MappedRows(SpilledRows):
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         out = self.rows[rows]
+        self.touch(rows)
+        return out
+
+    def touch(self, rows: np.ndarray) -> None:
+        """Count the blocks ``rows`` (negative ones ignored) lie in, and unmap them all once
+        they reach the bound."""
+        if len(self.mapping) <= self.RELEASE_BYTES:
+            return  # the whole file stays mapped
+        rows = np.asarray(rows, np.int64).ravel()
         touched = self.touched  # another thread may swap it meanwhile: a release comes later
-        touched[(self.offset + np.asarray(rows, np.int64) * 4 * self.dim) // self.BLOCK_BYTES] \
-            = True
+        touched[(self.offset + rows[rows >= 0] * 4 * self.dim) // self.BLOCK_BYTES] = True
         if np.count_nonzero(touched) * self.BLOCK_BYTES >= self.RELEASE_BYTES:
             self.touched = np.zeros_like(touched)
             self.mapping.madvise(mmap.MADV_DONTNEED)
-        return out
 
 
 def write_npy(path: Path, chunks, count: int, dim: int) -> None:
@@ -178,7 +188,7 @@ class VectorStore:
         for part_keys, rows in self._all_parts():
             if not len(part_keys):
                 continue
-            chosen, wanted = _rows_of(part_keys, keys)
+            chosen, wanted = _rows_of(part_keys, keys, getattr(rows, "first_key", None))
             if not len(chosen):
                 continue
             if isinstance(rows, MappedRows):
@@ -206,21 +216,24 @@ class VectorStore:
         keys = np.load(folder / f"{name}.keys.npy", allow_pickle=False)
         handle = open(folder / f"{name}.vectors.npy", "rb")  # noqa: SIM115 (the store's life)
         offset = npy_rows_offset(handle, len(keys), dim)
-        store.parts.append((keys, MappedRows(handle, offset, len(keys), dim)))
+        consecutive = len(keys) and int(keys[-1]) - int(keys[0]) == len(keys) - 1 and \
+            bool(np.all(keys[1:] > keys[:-1]))
+        store.parts.append((keys, MappedRows(handle, offset, len(keys), dim,
+                                             int(keys[0]) if consecutive else None)))
         return store
 
 
-def _rows_of(part_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rows_of(part_keys: np.ndarray, keys: np.ndarray, first_key: int | None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Which of ``keys`` the sorted ``part_keys`` hold (their positions in ``keys``), and at
-    which rows. Consecutive keys (a saved store's, removals included) are found by arithmetic,
-    checked against the keys: a binary search probes the key array about 20 times a key, out
-    of the CPU's cache (0.3 ms for a query's 320 candidates among 1M keys)."""
-    count, first = len(part_keys), int(part_keys[0])
-    rows = keys - first
-    held = (rows >= 0) & (rows < count)
-    if int(part_keys[-1]) - first != count - 1 or \
-            not np.array_equal(part_keys[rows[held]], keys[held]):
-        rows = np.minimum(np.searchsorted(part_keys, keys), count - 1)
+    which rows: by arithmetic from ``first_key`` where the part's keys are consecutive from
+    it, else by binary search (it probes the key array about 20 times a key, out of the CPU's
+    cache: 0.3 ms for a query's 320 candidates among 1M keys)."""
+    if first_key is not None:
+        rows = keys - first_key
+        held = (rows >= 0) & (rows < len(part_keys))
+    else:
+        rows = np.minimum(np.searchsorted(part_keys, keys), len(part_keys) - 1)
         held = part_keys[rows] == keys
     return np.flatnonzero(held), rows[held]
 
@@ -305,6 +318,39 @@ class RefinedIVF:
         params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.ivf.nlist)) \
             if isinstance(self.ivf, faiss.IndexIVF) else None  # fast scan takes no parameters
         _, candidates = self.ivf.search(_padded(queries, self.ivf.d), fetch, params=params)
+        ranked = self._rerank_mapped(queries, candidates, k)
+        return ranked if ranked is not None else self._rerank(queries, candidates, k)
+
+    def _rerank_mapped(self, queries: np.ndarray, candidates: np.ndarray, k: int
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The re-ranking of a loaded store whose keys are consecutive, where a key's row is
+        arithmetic: faiss's ``knn_inner_products_by_idx`` reads the rows from the mapping and
+        keeps the top ``k`` in C++ (0.07 ms for 240 candidates of 1M, against 0.25 ms for
+        :meth:`_rerank`). None for any other store, or a candidate past its rows."""
+        parts = self.store.parts
+        if len(parts) != 1 or self.store._pending or not isinstance(parts[0][1], MappedRows) \
+                or parts[0][1].first_key is None:
+            return None
+        rows, first = parts[0][1], parts[0][1].first_key
+        # faiss pads a query's candidates with -1 at the end, and stops reading at a negative
+        subset = np.where(candidates >= 0, candidates - first, -1) if first else candidates
+        if subset.max(initial=-1) >= rows.count:
+            return None  # never read past the mapping
+        scores = np.empty((len(queries), k), np.float32)
+        found = np.empty((len(queries), k), np.int64)
+        width = subset.shape[1]
+        faiss.knn_inner_products_by_idx(  # the stride given: -1 crashed, not "nsubset"
+            faiss.swig_ptr(queries), faiss.swig_ptr(rows.rows), faiss.swig_ptr(subset),
+            self.d, len(queries), rows.count, width, k, faiss.swig_ptr(scores),
+            faiss.swig_ptr(found), width)
+        rows.touch(subset)
+        if found.min() < 0:
+            scores[found < 0] = -np.inf
+        return scores, (np.where(found >= 0, found + first, -1) if first else found)
+
+    def _rerank(self, queries: np.ndarray, candidates: np.ndarray, k: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top ``k`` of each query's candidates, their rows read from the store."""
         scores = np.full((len(queries), k), -np.inf, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
         for row, found in enumerate(candidates):

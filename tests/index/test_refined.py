@@ -67,6 +67,28 @@ def test_removals_are_removed_and_survive_a_commit(saved):
     assert [row[0][0].id for row in hits[1:10]] == [f"img-{i}" for i in range(1, 10)]
 
 
+def test_a_loaded_store_of_consecutive_keys_is_re_ranked_in_faiss_as_in_python(saved):
+    path, x = saved
+    refined = EmbeddingIndex.load(path).modalities["image"].faiss_index
+    queries = x[:20] + 0.01
+    candidates = np.tile(np.arange(300, dtype=np.int64), (20, 1))
+    candidates[:, 200:] = -1  # fewer candidates than asked for: padded at the end
+    candidates[5, 100:] = -1
+    in_faiss = refined._rerank_mapped(queries, candidates.copy(), 10)
+    in_python = refined._rerank(queries, candidates, 10)
+    np.testing.assert_array_equal(in_faiss[1], in_python[1])
+    np.testing.assert_allclose(in_faiss[0], in_python[0], rtol=1e-5)
+    few = refined._rerank_mapped(queries[:1], candidates[:1, 195:205].copy(), 10)
+    assert few[1][0, 5:].tolist() == [-1] * 5 and np.isneginf(few[0][0, 5:]).all()
+    unknown = candidates.copy()
+    unknown[0, 0] = 10**9  # a key it does not hold: the Python re-ranking's zeros instead
+    assert refined._rerank_mapped(queries, unknown, 10) is None
+    np.testing.assert_array_equal(refined.search(queries, 10)[1],
+                                  refined._rerank(queries, refined.ivf.search(
+                                      queries, 10 * refined.k_factor, params=faiss.
+                                      SearchParametersIVF(nprobe=refined.nprobe))[1], 10)[1])
+
+
 def test_added_items_are_found_after_a_commit_and_a_reload(saved):
     path, _ = saved
     extra = _clustered(50, seed=5)
@@ -215,9 +237,20 @@ def test_a_store_of_consecutive_keys_finds_rows_without_a_binary_search(tmp_path
     expected = np.vstack([rows[499], rows[0], np.zeros(8), np.zeros(8), rows[250], np.zeros(8)])
     np.testing.assert_array_equal(loaded.get(wanted), expected)
     assert not calls
+    codes = faiss.index_factory(8, "IDMap,PQ4x4fs", faiss.METRIC_INNER_PRODUCT)
+    codes.train(rows)
+    codes.add_with_ids(rows, np.arange(1000, 1500))
+    shifted = RefinedIVF(codes, loaded, k_factor=4)  # keys from 1000: rows shifted by 1000
+    ranked = shifted._rerank_mapped(rows[:5], codes.search(rows[:5], 40)[1], 3)
+    np.testing.assert_array_equal(ranked[1], shifted._rerank(rows[:5], codes.search(
+        rows[:5], 40)[1], 3)[1])
+    assert ((ranked[1] >= 1000) & (ranked[1] < 1500)).all()
     gaps = VectorStore(8)  # the same span of keys with a gap and a repeat: a binary search
     gaps.append(np.r_[np.arange(1000, 1100), np.arange(1101, 1500), [1499]], rows)
-    np.testing.assert_array_equal(gaps.get(np.array([1100, 1101, 1000])),
+    gaps.save(tmp_path, "gaps")
+    loaded = VectorStore.load(tmp_path, "gaps", 8)
+    assert loaded.parts[0][1].first_key is None
+    np.testing.assert_array_equal(loaded.get(np.array([1100, 1101, 1000])),
                                   np.vstack([np.zeros(8), rows[100], rows[0]]))
     assert calls
 
