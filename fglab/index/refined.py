@@ -6,9 +6,11 @@ faiss's ``IVF{nlist},PQ{d}x4fs`` holds 128 bytes a 256-d vector and scans only t
 best ``k x k_factor`` candidates are re-ranked by their exact inner products, read from
 ``MODALITY.vectors.npy`` (rows in key order, ``MODALITY.keys.npy``), which the server maps
 rather than loads, as Qdrant and Milvus keep full vectors on disk: its memory is the codes,
-the item table and what the OS caches. The re-ranking is written here because faiss's
-``IndexRefine`` needs its base's ids to be the refine storage's row numbers and keeps that
-storage in memory. ``nprobe`` and ``k_factor`` are tuned at save time to a recall@10 target on
+the item table and what the OS caches. faiss's ``IndexRefine`` cannot do this re-ranking (it
+needs its base's ids to be the refine storage's row numbers and keeps that storage in
+memory); a served store's keys are consecutive, so a key's row is arithmetic and faiss's
+``knn_inner_products_by_idx`` re-ranks from the mapping, and any other store is re-ranked
+with numpy. ``nprobe`` and ``k_factor`` are tuned at save time to a recall@10 target on
 a sample of the collection's own vectors against exact search (:func:`tune`). Where the lists
 prune little (vectors without cluster structure), the tuning may keep a flat scan of
 half-size codes instead, ``IDMap,PQ{d/2}x4fs``: faiss's ``IndexPQFastScan`` removes by id
