@@ -10,7 +10,15 @@ import faiss
 import numpy as np
 import pytest
 
-from fglab.index.refined import MappedRows, RefinedIVF, SpilledRows, VectorStore, layout, tune
+from fglab.index.refined import (
+    MappedRows,
+    RefinedIVF,
+    SpilledRows,
+    VectorStore,
+    flat_scan,
+    layout,
+    tune,
+)
 from fglab.index.store import EmbeddingIndex, IndexSettings, Item
 
 
@@ -87,6 +95,35 @@ def test_a_loaded_store_of_consecutive_keys_is_re_ranked_in_faiss_as_in_python(s
                                   refined._rerank(queries, refined.ivf.search(
                                       queries, 10 * refined.k_factor, params=faiss.
                                       SearchParametersIVF(nprobe=refined.nprobe))[1], 10)[1])
+
+
+@pytest.mark.parametrize("layout", ["ivf", "flat"])
+def test_items_added_after_a_removal_get_codes_that_find_them(layout, tmp_path):
+    x = _isotropic(6000)
+    index = RefinedIVF.trained(32, x[:5400])
+    index.add_with_ids(x[:5400], np.arange(5400))
+    if layout == "flat":
+        index.ivf = flat_scan(index, np.arange(5400))
+    removed = np.r_[np.arange(0, 5400, 10), np.arange(1, 271, 10)]  # 4,833 left: 32 x 151 + 1
+    index.remove_ids(removed)  # leaves a partial block in (nearly) every list
+    index.add_with_ids(x[5400:5700], np.arange(5400, 5700))
+    index.nprobe = 64
+
+    def own_codes_first(keys: np.ndarray) -> float:  # the scan of codes alone, no re-ranking
+        found = index.ivf.search(x[keys], 1, params=faiss.SearchParametersIVF(nprobe=64)
+                                 if layout == "ivf" else None)[1][:, 0]
+        return float(np.mean(found == keys))
+
+    assert own_codes_first(np.arange(5400, 5700)) >= 0.98
+    index.store.save(tmp_path, "image")  # saved and loaded, then removed from and added to
+    faiss.write_index(index.ivf, str(tmp_path / "image.faiss"))
+    index = RefinedIVF.load(tmp_path, "image", 32, faiss.read_index(str(tmp_path /
+                                                                       "image.faiss")), 8)
+    index.remove_ids(np.arange(5401, 5700, 7))
+    index.add_with_ids(x[5700:], np.arange(5700, 6000))
+    assert own_codes_first(np.arange(5700, 6000)) >= 0.98
+    kept = np.setdiff1d(np.arange(5400), removed)
+    assert own_codes_first(kept) >= 0.98
 
 
 def test_added_items_are_found_after_a_commit_and_a_reload(saved):
