@@ -27,11 +27,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from search_end_to_end import (
-    K,
     build,
+    common_arguments,
     exact_neighbours,
-    item_numbers,
     load_average,
+    query_paths,
     query_texts,
     recall,
     start_server,
@@ -48,24 +48,7 @@ from fglab.retriever import MODEL_DIR, Retriever
 PATHS = ("raw faiss", "Retriever", "HTTP")
 
 
-def searchers(index: EmbeddingIndex, retriever: Retriever, http: httpx.Client,
-              queries: list[str], vectors: np.ndarray) -> dict:
-    """One function per path: query number -> item numbers found."""
-    faiss_index = index.modalities["image"].faiss_index
-
-    def via_http(i: int) -> list[int]:
-        response = http.post("/search/text", json={"query": queries[i], "k": K})
-        response.raise_for_status()
-        return item_numbers([h["id"] for h in response.json()["hits"]])
-
-    return {
-        "raw faiss": lambda i: faiss_index.search(vectors[i : i + 1], K)[1][0].tolist(),
-        "Retriever": lambda i: item_numbers([h.id for h in retriever.search_text(queries[i], K)]),
-        "HTTP": via_http,
-    }
-
-
-def side_by_side(data: str, args, pipeline, queries: list[str], work: Path) -> dict:
+def side_by_side(data: str, args, queries: list[str], work: Path) -> dict:
     folders = {kind: work / f"{data}-{kind}" for kind in args.kind}
     built, loaded, servers = {}, {}, {}
     try:
@@ -85,7 +68,7 @@ def side_by_side(data: str, args, pipeline, queries: list[str], work: Path) -> d
         truth = exact_neighbours(first / "x.npy", vectors)  # the same vectors for every kind
         clients = {kind: httpx.Client(base_url=base, timeout=60)
                    for kind, (_, base) in servers.items()}
-        paths = {kind: searchers(*loaded[kind], clients[kind], queries, vectors)
+        paths = {kind: query_paths(*loaded[kind], clients[kind], queries, vectors)
                  for kind in args.kind}
         times = {kind: {path: [] for path in PATHS} for kind in args.kind}
         found = {kind: {path: [] for path in PATHS} for kind in args.kind}
@@ -150,21 +133,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--data", default="isotropic,clustered", type=lambda s: s.split(","))
     parser.add_argument("--kind", default=["auto", "pq"], type=lambda s: s.split(","))
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
-                        help="a chinese-news run (`fglab train chinese-news --method sm`)")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench/kinds_side_by_side.json"))
+    common_arguments(parser, Path("results/bench/kinds_side_by_side.json"))
     args = parser.parse_args()
-    pipeline = synthetic_pipeline(args.run)
-    queries = query_texts(pipeline, args.queries, args.data_root)
+    queries = query_texts(synthetic_pipeline(args.run), args.queries, args.data_root)
     results = []
     with tempfile.TemporaryDirectory(prefix="fglab-kinds-", dir=args.work) as work:
         for data in args.data:
-            results.append(side_by_side(data, args, pipeline, queries, Path(work)))
+            results.append(side_by_side(data, args, queries, Path(work)))
     output = {"queries": len(queries), "rounds": args.rounds, "cpus": os.cpu_count(),
               "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)

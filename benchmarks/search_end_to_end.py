@@ -250,8 +250,8 @@ def item_numbers(ids: list[str]) -> list[int]:
     return [int(i.split("-", 1)[1]) for i in ids]
 
 
-def time_text_queries(index: EmbeddingIndex, retriever, http, queries, vectors, rounds) -> dict:
-    """The three paths over the same queries, interleaved round by round."""
+def query_paths(index: EmbeddingIndex, retriever, http, queries, vectors) -> dict:
+    """One function per path (raw faiss, Retriever, HTTP): query number -> item numbers."""
     faiss_index = index.modalities["image"].faiss_index
 
     def raw(i: int) -> list[int]:
@@ -265,7 +265,12 @@ def time_text_queries(index: EmbeddingIndex, retriever, http, queries, vectors, 
         response.raise_for_status()
         return item_numbers([h["id"] for h in response.json()["hits"]])
 
-    paths = {"raw faiss": raw, "Retriever": via_retriever, "HTTP": via_http}
+    return {"raw faiss": raw, "Retriever": via_retriever, "HTTP": via_http}
+
+
+def time_text_queries(index: EmbeddingIndex, retriever, http, queries, vectors, rounds) -> dict:
+    """The three paths over the same queries, interleaved round by round."""
+    paths = query_paths(index, retriever, http, queries, vectors)
     times: dict[str, list[float]] = {name: [] for name in paths}
     found: dict[str, list[list[int]]] = {name: [] for name in paths}
     for i in range(min(20, len(queries))):  # warm-up: jieba, page cache, connections
@@ -507,6 +512,18 @@ def print_tables(result: dict) -> None:
             print(f"  {name}: p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms")
 
 
+def common_arguments(parser: argparse.ArgumentParser, out: Path) -> None:
+    """The queries, the stand-in model's run, the data root, seed, scratch folder and output."""
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
+    parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
+                        help="a chinese-news run (`fglab train chinese-news --method sm`)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
+    parser.add_argument("--out", type=Path, default=out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000",
@@ -519,17 +536,10 @@ def main() -> None:
     parser.add_argument("--kind", default=["auto"], type=lambda s: s.split(","),
                         help="comma-separated index kinds (default auto); e.g. auto,pq to "
                         "measure the earlier default beside it in the same run")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
-    parser.add_argument("--run", type=Path, default=Path("runs/chinese-news-sm"),
-                        help="a chinese-news run (`fglab train chinese-news --method sm`)")
     parser.add_argument("--image-index", type=Path, default=Path("runs/chinese-news-index"))
     parser.add_argument("--images", type=int, default=100, help="image uploads to time")
     parser.add_argument("--no-images", action="store_true")
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: tmp)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench/search_end_to_end.json"))
+    common_arguments(parser, Path("results/bench/search_end_to_end.json"))
     args = parser.parse_args()
     pipeline = synthetic_pipeline(args.run)
     queries = query_texts(pipeline, args.queries, args.data_root)

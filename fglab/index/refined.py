@@ -202,6 +202,14 @@ class VectorStore:
                 out[chosen] = rows[wanted]
         return out
 
+    def consecutive_rows(self) -> MappedRows | None:
+        """The mapped rows of a loaded store whose keys are consecutive (a key's row is then
+        ``key - first_key``); None for any other store."""
+        if len(self.parts) != 1 or self._pending:
+            return None
+        rows = self.parts[0][1]
+        return rows if isinstance(rows, MappedRows) and rows.first_key is not None else None
+
     def save(self, folder: Path, name: str) -> None:
         """``name.keys.npy`` and ``name.vectors.npy`` in key order, written chunk by chunk."""
         parts = self._all_parts()
@@ -235,9 +243,15 @@ def _rows_of(part_keys: np.ndarray, keys: np.ndarray, first_key: int | None
         rows = keys - first_key
         held = (rows >= 0) & (rows < len(part_keys))
     else:
-        rows = np.minimum(np.searchsorted(part_keys, keys), len(part_keys) - 1)
-        held = part_keys[rows] == keys
+        rows, held = _search(part_keys, keys)
     return np.flatnonzero(held), rows[held]
+
+
+def _search(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``keys`` is, or would be, in the non-empty ``sorted_keys`` (clipped to its
+    last position), and whether it is there."""
+    rows = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return rows, sorted_keys[rows] == keys
 
 
 def read_npy_rows(path: Path, count: int, dim: int) -> SpilledRows:
@@ -337,11 +351,10 @@ class RefinedIVF:
         arithmetic: faiss's ``knn_inner_products_by_idx`` reads the rows from the mapping and
         keeps the top ``k`` in C++ (0.07 ms for 240 candidates of 1M, against 0.25 ms for
         :meth:`_rerank`). None for any other store, or a candidate past its rows."""
-        parts = self.store.parts
-        if len(parts) != 1 or self.store._pending or not isinstance(parts[0][1], MappedRows) \
-                or parts[0][1].first_key is None:
+        rows = self.store.consecutive_rows()
+        if rows is None:
             return None
-        rows, first = parts[0][1], parts[0][1].first_key
+        first = rows.first_key
         # faiss pads a query's candidates with -1 at the end, and stops reading at a negative
         subset = np.where(candidates >= 0, candidates - first, -1) if first else candidates
         if subset.max(initial=-1) >= rows.count:
@@ -527,8 +540,7 @@ def flat_scan(index: RefinedIVF, live: np.ndarray) -> faiss.Index:
 def _among(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """Which of ``keys`` are in ``sorted_keys``, by binary search (``np.isin`` would sort all
     of ``sorted_keys`` again for every block: ten million keys, a few hundred blocks)."""
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
-    return sorted_keys[pos] == keys if len(sorted_keys) else np.zeros(len(keys), bool)
+    return _search(sorted_keys, keys)[1] if len(sorted_keys) else np.zeros(len(keys), bool)
 
 
 def live_keys(ivf) -> np.ndarray:
